@@ -1,0 +1,65 @@
+"""The ASGI application factory: routes from the core and from plugins, one lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from appliance.core.plugins import flatten
+from appliance.core.runtime import Appliance
+from appliance.resources import resource_path
+from appliance.web import domains, ingest, pages, stats
+from appliance.web.access import ApiDenied
+from appliance.web.errors import json_error
+from appliance.web.security import BrowserSecurityMiddleware
+from appliance.web.templating import build_templates
+
+
+async def _api_denied(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiDenied)
+    return json_error(exc.status, exc.message)
+
+
+def create_app(appliance: Appliance | None = None, *, process: bool | None = None) -> Starlette:
+    """Build the app around an Appliance (created from settings when not given)."""
+    appliance = appliance or Appliance.create()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await appliance.start(serve=True, process=process)
+        try:
+            yield
+        finally:
+            await appliance.stop()
+
+    plugin_routes: list[Any] = flatten(appliance.manager.hook.register_routes(appliance=appliance))
+    for provider in appliance.auth_providers:
+        plugin_routes.extend(provider.routes)
+    static = StaticFiles(directory=str(resource_path("templates") / "static"))
+    app = Starlette(
+        routes=[
+            *ingest.routes,
+            *stats.routes,
+            *domains.routes,
+            *plugin_routes,
+            *pages.routes,
+            Mount("/static", static, name="static"),
+        ],
+        lifespan=lifespan,
+        exception_handlers={ApiDenied: _api_denied},
+    )
+    settings = appliance.settings
+    app.add_middleware(BrowserSecurityMiddleware, secure_cookies=settings.auth.secure_cookies)
+    app.state.appliance = appliance
+    app.state.templates = build_templates(appliance.manager)
+    app.state.max_body_bytes = int(settings.ingest.max_body_bytes)
+    app.state.trusted_proxies = frozenset(settings.ingest.trusted_proxies or ())
+    app.state.cors_origins = tuple(settings.ingest.cors_origins or ())
+    return app

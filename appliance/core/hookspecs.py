@@ -1,0 +1,164 @@
+"""Every hook the appliance calls, grouped by family.
+
+Hooks are called at start-up (or on a lifecycle event), never per event: `register_*`
+hooks return objects the hot path then calls directly. A hook may be a plain function or a
+coroutine function; the caller awaits the result when needed. Implementations must not give
+their arguments default values (pluggy would not pass them).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from appliance.core.accounts import AccountStore
+    from appliance.core.auth import AuthProvider
+    from appliance.core.enrich import Enricher
+    from appliance.core.panels import Panel
+    from appliance.core.runtime import Appliance
+    from appliance.core.stores import Store
+    from appliance.core.transport import Transport
+
+hookspec = pluggy.HookspecMarker("appliance")
+
+
+# --- settings -------------------------------------------------------------------------
+
+
+@hookspec
+def settings_defaults() -> dict[str, Any]:
+    """Declare a plugin's settings and their default values.
+
+    Called once, before settings are validated. Returns a mapping of top-level keys (or
+    sections, as nested mappings) to defaults; values the user configured always win.
+    """
+
+
+@hookspec
+def validate_settings(settings: Any) -> list[str]:
+    """Check the settings a plugin reads.
+
+    Called once at start-up, after defaults are applied, with the Dynaconf settings object.
+    Returns a list of problems, each one line naming the key (``"REDIS.URL: missing"``);
+    any problem stops start-up with that line.
+    """
+
+
+# --- stores and sinks -----------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def register_account_store(appliance: Appliance) -> AccountStore | None:
+    """Provide the store of users, sites, memberships, API keys and login sessions.
+
+    Called once at start-up. Return an object implementing
+    :class:`appliance.core.accounts.AccountStore` when ``settings.account_store`` names
+    this plugin's store, else None. Stops at the first non-None result.
+    """
+
+
+@hookspec
+def register_stores(appliance: Appliance) -> list[Store]:
+    """Provide analytics stores (sinks that may also answer queries).
+
+    Called once at start-up, after the account store exists. Return the stores this
+    plugin contributes when ``settings.stores`` names them (an empty list otherwise).
+    Each store implements :class:`appliance.core.stores.Store`: an idempotent
+    ``write_batch`` and, optionally, queries with a watermark.
+    """
+
+
+# --- transport ------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def register_transport(appliance: Appliance) -> Transport | None:
+    """Provide the transport between ingest and the processor.
+
+    Called once at start-up. Return a :class:`appliance.core.transport.Transport` when
+    ``settings.transport`` names this plugin's transport, else None. Stops at the first
+    non-None result; exactly one transport must answer.
+    """
+
+
+# --- enrichment -----------------------------------------------------------------------
+
+
+@hookspec
+def register_enrichers(appliance: Appliance) -> list[Enricher]:
+    """Provide event enrichers.
+
+    Called once at start-up. Return :class:`appliance.core.enrich.Enricher` objects; the
+    ingest path runs all enrichers of all plugins sorted by their ``order`` (lower first)
+    on every accepted event. An enricher may modify the event or drop it.
+    """
+
+
+# --- auth -----------------------------------------------------------------------------
+
+
+@hookspec
+def register_auth_providers(appliance: Appliance) -> list[AuthProvider]:
+    """Provide ways to log in (password, OAuth providers).
+
+    Called once at start-up. Return :class:`appliance.core.auth.AuthProvider` objects; the
+    login page shows each one's button or form, ordered by ``order``. The provider's
+    routes come with it.
+    """
+
+
+# --- dashboard ------------------------------------------------------------------------
+
+
+@hookspec
+def register_panels(appliance: Appliance) -> list[Panel]:
+    """Provide dashboard panels.
+
+    Called once at start-up. Return :class:`appliance.core.panels.Panel` objects (id,
+    title, order, template and an async data function); the dashboard renders them sorted
+    by ``order``.
+    """
+
+
+# --- web ------------------------------------------------------------------------------
+
+
+@hookspec
+def register_routes(appliance: Appliance) -> list[Any]:
+    """Add HTTP routes to the application.
+
+    Called once while the app is built. Return a list of Starlette routes (``Route``,
+    ``Mount``); they are added before the core's catch-all routes.
+    """
+
+
+@hookspec
+def template_dirs() -> list[str]:
+    """Add Jinja2 template directories.
+
+    Called once while the app is built. Return directory paths; templates found there are
+    used when the core's own directory lacks them, in plugin order.
+    """
+
+
+# --- lifecycle ------------------------------------------------------------------------
+
+
+@hookspec
+def startup(appliance: Appliance) -> None:
+    """React to the appliance having started.
+
+    Called once after every registered object exists and the stores are open, before the
+    first request is served (or the first event processed). May be async. Returns nothing.
+    """
+
+
+@hookspec
+def shutdown(appliance: Appliance) -> None:
+    """React to the appliance stopping.
+
+    Called once after the processor has flushed everything and before stores close.
+    May be async. Returns nothing.
+    """

@@ -1,0 +1,104 @@
+"""Turn a request body into accepted, enriched events handed to the transport.
+
+Everything here is CPU-only: the domain comes from the in-memory site cache, enrichers are
+pure functions, and the transport's publish never waits on I/O.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from appliance.core.enrich import EnrichContext, Enricher
+from appliance.core.event import Event, IncomingEvent, decode_events, make_decoder
+from appliance.core.sites import SiteCache
+from appliance.core.transport import Transport
+
+
+class UnknownDomain(LookupError):
+    def __init__(self, domain: str) -> None:
+        super().__init__(f"domain: {domain!r} is not a registered site")
+
+
+@dataclass(slots=True)
+class IngestStats:
+    accepted: int = 0
+    filtered: int = 0
+    rejected: int = 0
+    overloaded: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted: int
+    filtered: int
+
+
+class IngestPipeline:
+    def __init__(
+        self,
+        sites: SiteCache,
+        enrichers: Sequence[Enricher],
+        transport: Transport,
+        max_batch_events: int,
+    ) -> None:
+        self.sites = sites
+        self.enrichers = sorted(enrichers, key=lambda enricher: enricher.order)
+        self.transport = transport
+        self.decoder = make_decoder(max_batch_events)
+        self.stats = IngestStats()
+
+    def accept(self, body: bytes, client_ip: str, user_agent: str) -> IngestResult:
+        """Validate the whole body first: a request is taken entirely or not at all.
+
+        Raises EventDecodeError or UnknownDomain (nothing published), or TransportFull.
+        """
+        incoming = decode_events(self.decoder, body)
+        now = time.time()
+        events = []
+        filtered = 0
+        for item in incoming:
+            site = self.sites.lookup(item.domain)
+            if site is None:
+                raise UnknownDomain(item.domain)
+            event = self._enrich(_new_event(item, site.id, now), item, client_ip, user_agent)
+            if event is None:
+                filtered += 1
+            else:
+                events.append(event)
+        if events:
+            self.transport.publish(events)
+        self.stats.accepted += len(events)
+        self.stats.filtered += filtered
+        return IngestResult(accepted=len(events), filtered=filtered)
+
+    def _enrich(
+        self, event: Event, item: IncomingEvent, client_ip: str, user_agent: str
+    ) -> Event | None:
+        context = EnrichContext(incoming=item, client_ip=client_ip, user_agent=user_agent)
+        for enricher in self.enrichers:
+            result = enricher.enrich(event, context)
+            if result is None:
+                return None
+            event = result
+        return event
+
+
+def _new_event(item: IncomingEvent, site_id: int, now: float) -> Event:
+    viewport = item.viewport
+    return Event(
+        event_id=uuid.uuid4().hex,
+        ts=now,
+        site_id=site_id,
+        name=item.name,
+        path=item.path,
+        session_id=item.sessionId or "",
+        referrer=item.referrer or "",
+        url=item.url or "",
+        title=item.title or "",
+        screen_width=viewport.width if viewport else 0,
+        screen_height=viewport.height if viewport else 0,
+        props=dict(item.props) if item.props else {},
+    )

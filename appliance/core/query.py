@@ -1,0 +1,45 @@
+"""The query layer: pick the store that answers a range, and shape gap-free results.
+
+Today only persistent stores exist, so each query goes to the first one. The seam for the
+real-time store is here: a store reports its role and watermark, and a range is split at the
+persistent store's watermark (older from it, newer from the real-time store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from appliance.core.periods import TimeRange
+from appliance.core.stores import Kpis, PageRow, SeriesPoint, Store, call
+
+
+class NoQueryStore(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__("no configured store answers queries (settings: STORES)")
+
+
+class QueryLayer:
+    def __init__(self, stores: Sequence[Store]) -> None:
+        self.stores = list(stores)
+
+    def _store_for(self, time_range: TimeRange) -> Store:
+        for store in self.stores:
+            if store.role == "persistent":
+                return store
+        raise NoQueryStore()
+
+    async def kpis(self, site_id: int, time_range: TimeRange) -> Kpis:
+        store = self._store_for(time_range)
+        return await call(store.kpis, site_id, time_range.start, time_range.end)
+
+    async def timeseries(self, site_id: int, time_range: TimeRange) -> list[SeriesPoint]:
+        store = self._store_for(time_range)
+        found = await call(
+            store.timeseries, site_id, time_range.start, time_range.end, time_range.interval
+        )
+        by_bucket = {point.t: point for point in found}
+        return [by_bucket.get(t) or SeriesPoint(t, 0, 0) for t in time_range.buckets()]
+
+    async def top_pages(self, site_id: int, time_range: TimeRange, limit: int) -> list[PageRow]:
+        store = self._store_for(time_range)
+        return await call(store.top_pages, site_id, time_range.start, time_range.end, limit)

@@ -1,0 +1,148 @@
+"""Load settings with Dynaconf and stop start-up with one clear line when one is wrong."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from dynaconf import Dynaconf
+
+from appliance.resources import resource_path
+
+ENVIRONMENTS = ("embedded", "local", "production")
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names the key."""
+
+
+def load_settings(**overrides: Any) -> Dynaconf:
+    """Read settings.toml, the optional user files and APPLIANCE_* variables.
+
+    `overrides` win over everything; tests use them instead of mutating the environment.
+    """
+    env = os.environ.get("APPLIANCE_ENV", "embedded")
+    if env not in ENVIRONMENTS:
+        raise SettingsError(
+            f"APPLIANCE_ENV: unknown environment {env!r} (expected one of {', '.join(ENVIRONMENTS)})"
+        )
+    settings = Dynaconf(
+        settings_files=[str(resource_path("settings.toml")), "appliance.toml", ".secrets.toml"],
+        environments=True,
+        env=env,
+        env_switcher="APPLIANCE_ENV",
+        envvar_prefix="APPLIANCE",
+        merge_enabled=True,
+        load_dotenv=False,
+    )
+    for key, value in overrides.items():
+        settings.set(key, value)
+    return settings
+
+
+def apply_defaults(settings: Dynaconf, defaults: Mapping[str, Any]) -> None:
+    """Fill keys a plugin declares without overriding anything the user set."""
+    for key, value in defaults.items():
+        if isinstance(value, Mapping):
+            for sub_key, sub_value in value.items():
+                dotted = f"{key}.{sub_key}"
+                if settings.get(dotted) is None:
+                    settings.set(dotted, sub_value)
+        elif settings.get(key) is None:
+            settings.set(key, value)
+
+
+Check = Callable[[Any], str | None]
+
+
+def require(settings: Dynaconf, key: str, *checks: Check) -> str | None:
+    """Return 'KEY: problem' for the first failing check, or None."""
+    value = settings.get(key)
+    if value is None or value == "":
+        return f"{key.upper()}: missing (set it in settings.toml or APPLIANCE_{_env_name(key)})"
+    for check in checks:
+        problem = check(value)
+        if problem:
+            return f"{key.upper()}: {problem} (got {value!r}; set APPLIANCE_{_env_name(key)})"
+    return None
+
+
+def _env_name(key: str) -> str:
+    return key.upper().replace(".", "__")
+
+
+def is_int(low: int, high: int) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be a whole number"
+        if not low <= value <= high:
+            return f"must be between {low} and {high}"
+        return None
+
+    return check
+
+
+def is_bool(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def is_list(value: Any) -> str | None:
+    return None if isinstance(value, list | tuple) else "must be a list"
+
+
+def one_of(choices: Iterable[str]) -> Check:
+    allowed = tuple(choices)
+
+    def check(value: Any) -> str | None:
+        return None if value in allowed else f"must be one of {', '.join(allowed)}"
+
+    return check
+
+
+def core_problems(settings: Dynaconf) -> list[str]:
+    """Validate the keys the core itself reads."""
+    checks = [
+        require(settings, "data_dir"),
+        require(settings, "host"),
+        require(settings, "port", is_int(1, 65535)),
+        require(settings, "log_level", one_of(("critical", "error", "warning", "info", "debug"))),
+        require(settings, "transport"),
+        require(settings, "stores", is_list),
+        require(settings, "account_store"),
+        require(settings, "plugins.autoload", is_bool),
+        require(settings, "plugins.enabled", is_list) if settings.get("plugins.enabled") else None,
+        require(settings, "plugins.blocked", is_list) if settings.get("plugins.blocked") else None,
+        require(settings, "ingest.max_body_bytes", is_int(256, 1024 * 1024)),
+        require(settings, "ingest.max_batch_events", is_int(1, 1000)),
+        require(settings, "ingest.queue_size", is_int(1, 10_000_000)),
+        require(settings, "processor.embedded", is_bool),
+        require(settings, "processor.flush_interval_ms", is_int(10, 60_000)),
+        require(settings, "processor.max_batch_events", is_int(1, 1_000_000)),
+        require(settings, "auth.session_days", is_int(1, 365)),
+        require(settings, "auth.secure_cookies", is_bool),
+    ]
+    return [problem for problem in checks if problem]
+
+
+def data_dir(settings: Dynaconf) -> Path:
+    path = Path(settings.data_dir).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def secret_key(settings: Dynaconf) -> str:
+    """The configured secret, or one generated once and kept in the data directory."""
+    configured = settings.get("secret_key")
+    if configured:
+        if len(str(configured)) < 32:
+            raise SettingsError("SECRET_KEY: must be at least 32 characters (APPLIANCE_SECRET_KEY)")
+        return str(configured)
+    path = data_dir(settings) / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()

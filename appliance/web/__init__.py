@@ -1,0 +1,1 @@
+"""HTTP routes: ingest, stats API, domains API and the dashboard pages."""

@@ -1,0 +1,164 @@
+"""The browser pages of the core: login page, logout, a minimal dashboard, health, tracker."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from appliance.core.periods import PeriodError, parse_range
+from appliance.core.stores import call
+from appliance.resources import resource_path
+from appliance.web.access import ApiDenied
+from appliance.web.domains import create_site
+from appliance.web.security import (
+    CSRF_FIELD,
+    appliance_of,
+    csrf_token,
+    csrf_valid,
+    current_user,
+    log_out,
+)
+
+NEEDS_SETUP = "/setup"
+
+
+def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
+    base = {"csrf_token": csrf_token(request), "csrf_field": CSRF_FIELD}
+    return request.app.state.templates.TemplateResponse(
+        request, template, base | context, status_code=status
+    )
+
+
+async def _login_redirect(request: Request) -> RedirectResponse:
+    users = await call(appliance_of(request).accounts.count_users)
+    return RedirectResponse(NEEDS_SETUP if users == 0 else "/login", status_code=303)
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/dashboard", status_code=303)
+
+
+async def login_page(request: Request) -> Response:
+    appliance = appliance_of(request)
+    if await call(appliance.accounts.count_users) == 0:
+        return RedirectResponse(NEEDS_SETUP, status_code=303)
+    if await current_user(request):
+        return RedirectResponse("/dashboard", status_code=303)
+    error = request.query_params.get("error", "")
+    return render(
+        request, "login.html", {"providers": appliance.auth_providers, "error": error[:200]}
+    )
+
+
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    if not csrf_valid(request, str(form.get(CSRF_FIELD, ""))):
+        return Response("Invalid or missing CSRF token.", status_code=403)
+    response = RedirectResponse("/login", status_code=303)
+    await log_out(request, response)
+    return response
+
+
+def snippet(request: Request, domain: str) -> str:
+    base = appliance_of(request).settings.get("public_url") or str(request.base_url)
+    return f'<script defer data-domain="{domain}" src="{base.rstrip("/")}/tracker.js"></script>'
+
+
+async def dashboard(request: Request, error: str = "", status: int = 200) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return await _login_redirect(request)
+    appliance = appliance_of(request)
+    memberships = await call(appliance.accounts.memberships, user.id)
+    sites = [{"membership": m, "snippet": snippet(request, m.site.domain)} for m in memberships]
+    return render(
+        request,
+        "dashboard.html",
+        {"user": user, "sites": sites, "panels": appliance.panels, "error": error},
+        status=status,
+    )
+
+
+async def add_site(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return await _login_redirect(request)
+    form = await request.form()
+    if not csrf_valid(request, str(form.get(CSRF_FIELD, ""))):
+        return Response("Invalid or missing CSRF token.", status_code=403)
+    try:
+        await create_site(request, str(form.get("domain", "")), user.id)
+    except ApiDenied as denied:
+        return await dashboard(request, error=denied.message, status=denied.status)
+    return RedirectResponse("/dashboard", status_code=303)
+
+
+async def panel_fragment(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return Response("Log in again.", status_code=401)
+    appliance = appliance_of(request)
+    panel = next((p for p in appliance.panels if p.id == request.path_params["panel"]), None)
+    membership = await call(appliance.accounts.membership, user.id, request.path_params["domain"])
+    if panel is None or membership is None:
+        return Response("Not found.", status_code=404)
+    try:
+        time_range = parse_range(request.query_params.get("period", "today"))
+    except PeriodError as error:
+        return Response(str(error), status_code=400)
+    context = await panel.data(appliance, membership.site, time_range)
+    return render(request, panel.template, {"panel": panel, "site": membership.site} | context)
+
+
+async def health(request: Request) -> JSONResponse:
+    appliance = appliance_of(request)
+    return JSONResponse(
+        {
+            "status": "ok",
+            "transport": appliance.transport.name,
+            "pending_events": appliance.transport.pending(),
+            "ingest": {
+                "accepted": appliance.ingest.stats.accepted,
+                "filtered": appliance.ingest.stats.filtered,
+                "rejected": appliance.ingest.stats.rejected,
+                "overloaded": appliance.ingest.stats.overloaded,
+            },
+            "processor": {
+                "flushes": appliance.processor.stats.flushes,
+                "events": appliance.processor.stats.events,
+                "store_errors": appliance.processor.stats.store_errors,
+            },
+        }
+    )
+
+
+_TRACKER = resource_path("tracker") / "tracker.js"
+
+
+async def tracker_js(request: Request) -> Response:
+    body = _TRACKER.read_bytes()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {
+        "etag": etag,
+        "cache-control": "public, max-age=86400, stale-while-revalidate=604800",
+        "access-control-allow-origin": "*",
+    }
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
+
+
+routes = [
+    Route("/", home),
+    Route("/login", login_page, methods=["GET"]),
+    Route("/logout", logout, methods=["POST"]),
+    Route("/dashboard", dashboard, methods=["GET"]),
+    Route("/dashboard/sites", add_site, methods=["POST"]),
+    Route("/dashboard/{domain}/panels/{panel}", panel_fragment),
+    Route("/healthz", health),
+    Route("/tracker.js", tracker_js),
+]

@@ -1,0 +1,73 @@
+"""The stats API (the seed's /api/analytics/*), for the dashboard and for API keys."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from appliance.core.periods import PeriodError, TimeRange, parse_range
+from appliance.web.access import ApiDenied, api_user, site_access
+from appliance.web.security import appliance_of
+
+MAX_LIMIT = 1000
+
+
+def iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+async def _site_and_range(request: Request) -> tuple[int, TimeRange]:
+    user = await api_user(request)
+    params = request.query_params
+    membership = await site_access(request, user, params.get("domain"))
+    try:
+        time_range = parse_range(
+            params.get("period"), params.get("from"), params.get("to"), params.get("interval")
+        )
+    except PeriodError as error:
+        raise ApiDenied(400, str(error)) from None
+    return membership.site.id, time_range
+
+
+def _range_json(time_range: TimeRange) -> dict[str, str]:
+    return {"from": iso(time_range.start), "to": iso(time_range.end)}
+
+
+async def kpis(request: Request) -> JSONResponse:
+    site_id, time_range = await _site_and_range(request)
+    result = await appliance_of(request).query.kpis(site_id, time_range)
+    return JSONResponse(dataclasses.asdict(result) | _range_json(time_range))
+
+
+async def timeseries(request: Request) -> JSONResponse:
+    site_id, time_range = await _site_and_range(request)
+    points = await appliance_of(request).query.timeseries(site_id, time_range)
+    return JSONResponse(
+        {
+            "interval": time_range.interval,
+            "points": [
+                {"t": iso(p.t), "pageviews": p.pageviews, "visitors": p.visitors} for p in points
+            ],
+        }
+        | _range_json(time_range)
+    )
+
+
+async def top_pages(request: Request) -> JSONResponse:
+    site_id, time_range = await _site_and_range(request)
+    raw_limit = request.query_params.get("limit", "10")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise ApiDenied(400, f"limit: must be a whole number from 1 to {MAX_LIMIT}")
+    rows = await appliance_of(request).query.top_pages(site_id, time_range, int(raw_limit))
+    return JSONResponse({"pages": [dataclasses.asdict(row) for row in rows]} | _range_json(time_range))
+
+
+routes = [
+    Route("/api/analytics/kpis", kpis),
+    Route("/api/analytics/timeseries", timeseries),
+    Route("/api/analytics/top-pages", top_pages),
+]

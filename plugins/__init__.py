@@ -1,0 +1,1 @@
+"""Plugins shipped with the appliance; each folder is one plugin."""

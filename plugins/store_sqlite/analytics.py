@@ -1,0 +1,196 @@
+"""The embedded analytics store: raw events plus minute/hour rollups in one SQLite file.
+
+Counts (pageviews, custom events, top pages) come from the minute rollups; anything that
+needs distinct visitors or sessions reads the raw events, which the embedded profile keeps
+anyway (it is the user's only store), so unique counts are exact over any range.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from appliance.core.aggregation import Batch, Counters, RollupKey
+from appliance.core.stores import Kpis, PageRow, SeriesPoint
+from appliance.core.transport import Position
+from plugins.store_sqlite.db import Database, migrate
+
+MIGRATIONS = Path(__file__).parent / "migrations" / "analytics"
+
+_EVENT_COLUMNS = (
+    "event_id", "site_id", "ts", "name", "path", "visitor_id", "session_id", "referrer",
+    "referrer_source", "url", "title", "utm_source", "utm_medium", "utm_campaign", "browser",
+    "os", "device", "country", "screen_width", "screen_height",
+)  # fmt: skip
+_INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}, props)"
+    f" VALUES ({', '.join('?' * (len(_EVENT_COLUMNS) + 1))})"
+)
+
+
+def _upsert_rollup(table: str) -> str:
+    return (
+        f"INSERT INTO {table} (site_id, bucket, path, pageviews, events) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (site_id, bucket, path) DO UPDATE SET"
+        " pageviews = pageviews + excluded.pageviews, events = events + excluded.events"
+    )
+
+
+def _rollup_rows(rollups: dict[RollupKey, Counters]) -> list[tuple[int, int, str, int, int]]:
+    return [(s, b, p, c.pageviews, c.events) for (s, b, p), c in rollups.items()]
+
+
+class SqliteAnalyticsStore:
+    name = "sqlite"
+    role = "persistent"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: Database | None = None
+        self._reader: Database | None = None
+
+    def open(self) -> None:
+        self._writer = Database(self.path)
+        migrate(self._writer, MIGRATIONS)
+        self._reader = Database(self.path)  # WAL: reads don't wait for the writer
+
+    def close(self) -> None:
+        for db in (self._writer, self._reader):
+            if db is not None:
+                db.close()
+        self._writer = self._reader = None
+
+    @property
+    def writer(self) -> Database:
+        if self._writer is None:
+            raise RuntimeError("sqlite store is not open")
+        return self._writer
+
+    @property
+    def reader(self) -> Database:
+        if self._reader is None:
+            raise RuntimeError("sqlite store is not open")
+        return self._reader
+
+    # --- writes ----------------------------------------------------------------------
+
+    def write_batch(self, batch: Batch) -> bool:
+        """Apply the batch in one transaction; False when its positions were applied already."""
+        with self.writer.transaction() as conn:
+            if self._already_applied(conn, batch.positions):
+                return False
+            conn.executemany(
+                _INSERT_EVENT,
+                [
+                    (*(getattr(e, column) for column in _EVENT_COLUMNS), json.dumps(e.props))
+                    for e in batch.events
+                ],
+            )
+            conn.executemany(_upsert_rollup("rollup_minute"), _rollup_rows(batch.minute))
+            conn.executemany(_upsert_rollup("rollup_hour"), _rollup_rows(batch.hour))
+            conn.executemany(
+                "INSERT INTO custom_events_hour (site_id, bucket, name, count) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (site_id, bucket, name) DO UPDATE SET count = count + excluded.count",
+                [(s, b, n, count) for (s, b, n), count in batch.custom_events.items()],
+            )
+            conn.executemany(
+                "INSERT INTO applied_positions (topic, partition, last_offset) VALUES (?, ?, ?)"
+                " ON CONFLICT (topic, partition) DO UPDATE SET last_offset = excluded.last_offset",
+                [(p.topic, p.partition, p.last) for p in batch.positions],
+            )
+        return True
+
+    @staticmethod
+    def _already_applied(conn: sqlite3.Connection, positions: list[Position]) -> bool:
+        if not positions:
+            return False
+        applied = 0
+        for position in positions:
+            row = conn.execute(
+                "SELECT last_offset FROM applied_positions WHERE topic = ? AND partition = ?",
+                (position.topic, position.partition),
+            ).fetchone()
+            if row is None or row[0] < position.first:
+                continue
+            if row[0] < position.last:
+                # Part of this range was applied: only a transport that re-slices redelivered
+                # offsets does this, and applying the rest would need per-event offsets.
+                raise RuntimeError(
+                    f"partial redelivery of {position.topic}/{position.partition}: "
+                    f"applied up to {row[0]}, batch covers {position.first}..{position.last}"
+                )
+            applied += 1
+        if 0 < applied < len(positions):
+            raise RuntimeError("batch mixes applied and new positions")
+        return applied == len(positions)
+
+    def delete_site(self, site_id: int) -> None:
+        with self.writer.transaction() as conn:
+            for table in ("events", "rollup_minute", "rollup_hour", "custom_events_hour"):
+                conn.execute(f"DELETE FROM {table} WHERE site_id = ?", (site_id,))  # noqa: S608
+
+    # --- queries ---------------------------------------------------------------------
+
+    def watermark(self) -> float | None:
+        with self.reader.locked() as conn:
+            return conn.execute("SELECT max(ts) FROM events").fetchone()[0]
+
+    def kpis(self, site_id: int, start: int, end: int) -> Kpis:
+        with self.reader.locked() as conn:
+            pageviews, events = conn.execute(
+                "SELECT coalesce(sum(pageviews), 0), coalesce(sum(events), 0) FROM rollup_minute"
+                " WHERE site_id = ? AND bucket >= ? AND bucket < ?",
+                (site_id, start, end),
+            ).fetchone()
+            visitors, sessions, bounces, duration = conn.execute(
+                "SELECT (SELECT count(DISTINCT visitor_id) FROM events"
+                "        WHERE site_id = :site AND ts >= :start AND ts < :end),"
+                " count(*), coalesce(sum(views = 1), 0), coalesce(avg(last - first), 0)"
+                " FROM (SELECT sum(name = 'pageview') AS views, min(ts) AS first, max(ts) AS last"
+                "       FROM events WHERE site_id = :site AND ts >= :start AND ts < :end"
+                "       GROUP BY session_id)",
+                {"site": site_id, "start": start, "end": end},
+            ).fetchone()
+        return Kpis(
+            pageviews=pageviews,
+            visitors=visitors,
+            sessions=sessions,
+            events=events,
+            bounce_rate=round(bounces / sessions, 4) if sessions else 0.0,
+            avg_duration_s=round(duration, 1),
+        )
+
+    def timeseries(self, site_id: int, start: int, end: int, interval: int) -> list[SeriesPoint]:
+        params = {"site": site_id, "start": start, "end": end, "interval": interval}
+        with self.reader.locked() as conn:
+            pageviews = dict(
+                conn.execute(
+                    "SELECT :start + ((bucket - :start) / :interval) * :interval AS t,"
+                    " sum(pageviews) FROM rollup_minute"
+                    " WHERE site_id = :site AND bucket >= :start AND bucket < :end GROUP BY t",
+                    params,
+                ).fetchall()
+            )
+            visitors = dict(
+                conn.execute(
+                    "SELECT :start + (CAST(ts AS INTEGER) - :start) / :interval * :interval AS t,"
+                    " count(DISTINCT visitor_id) FROM events"
+                    " WHERE site_id = :site AND ts >= :start AND ts < :end GROUP BY t",
+                    params,
+                ).fetchall()
+            )
+        return [
+            SeriesPoint(t=t, pageviews=pageviews.get(t, 0), visitors=visitors.get(t, 0))
+            for t in sorted(pageviews.keys() | visitors.keys())
+        ]
+
+    def top_pages(self, site_id: int, start: int, end: int, limit: int) -> list[PageRow]:
+        with self.reader.locked() as conn:
+            rows = conn.execute(
+                "SELECT path, sum(name = 'pageview') AS views, count(DISTINCT visitor_id)"
+                " FROM events WHERE site_id = ? AND ts >= ? AND ts < ?"
+                " GROUP BY path HAVING views > 0 ORDER BY views DESC, path LIMIT ?",
+                (site_id, start, end, limit),
+            ).fetchall()
+        return [PageRow(path=row[0], pageviews=row[1], visitors=row[2]) for row in rows]
