@@ -18,13 +18,16 @@ PropValue = Annotated[str, Meta(max_length=512)] | int | float | bool
 PropKey = Annotated[str, Meta(min_length=1, max_length=64)]
 
 
-class Viewport(msgspec.Struct, forbid_unknown_fields=True):
+class Viewport(msgspec.Struct):
     width: Annotated[int, Meta(ge=0, le=100_000)]
     height: Annotated[int, Meta(ge=0, le=100_000)]
 
 
-class IncomingEvent(msgspec.Struct, forbid_unknown_fields=True):
-    """One event as the tracker POSTs it (the seed's fields plus url, title, name, props)."""
+class IncomingEvent(msgspec.Struct):
+    """One event as the tracker POSTs it (the seed's fields plus url, title, name, props).
+
+    Unknown fields are ignored, so a newer tracker keeps working against an older server.
+    """
 
     domain: Annotated[str, Meta(min_length=1, max_length=253)]
     path: Annotated[str, Meta(min_length=1, max_length=2048)]

@@ -35,11 +35,14 @@ def load_settings(**overrides: Any) -> Dynaconf:
         env=env,
         env_switcher="APPLIANCE_ENV",
         envvar_prefix="APPLIANCE",
-        merge_enabled=True,
         load_dotenv=False,
     )
     for key, value in overrides.items():
-        settings.set(key, value)
+        if isinstance(value, Mapping):  # one key of a section, never the whole section
+            for sub_key, sub_value in value.items():
+                settings.set(f"{key}.{sub_key}", sub_value)
+        else:
+            settings.set(key, value)
     return settings
 
 

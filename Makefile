@@ -1,0 +1,41 @@
+# One set of entry points for people and CI: run, test, services, bench.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run install test lint services services-down bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall only when the package metadata changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## Serve the appliance on its embedded default (SQLite + in-process queue) at http://HOST:PORT
+run: install
+	$(BIN)/appliance serve --host $(HOST) --port $(PORT)
+
+## Install everything the suite needs, start its services, run the whole suite
+test: install
+	$(BIN)/ruff check appliance plugins tests
+	$(BIN)/python -m pytest
+
+## Start PostgreSQL, Redis, Kafka (KRaft) on loopback and install Chromium (idempotent)
+services:
+	bash services/up.sh
+
+services-down:
+	bash services/down.sh
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

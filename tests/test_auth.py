@@ -1,0 +1,160 @@
+"""Login, sessions, CSRF and who may see what."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from appliance.app import create_app
+from appliance.core.accounts import hash_password, new_token, token_digest
+from tests.conftest import PASSWORD, Browser, event
+
+PROTECTED_API = [
+    ("GET", "/api/analytics/kpis?domain=example.com"),
+    ("GET", "/api/analytics/timeseries?domain=example.com"),
+    ("GET", "/api/analytics/top-pages?domain=example.com"),
+    ("GET", "/api/domains"),
+    ("POST", "/api/domains"),
+    ("DELETE", "/api/domains/example.com"),
+]
+
+
+def test_first_visit_leads_to_one_time_setup(browser: Browser) -> None:
+    first = browser.client.get("/dashboard", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/setup"
+    assert browser.setup_admin().headers["location"] == "/dashboard"
+    assert browser.client.get("/dashboard").status_code == 200
+    fresh = TestClient(browser.client.app)
+    # Setup is gone once an account exists, for everyone.
+    assert fresh.get("/setup", follow_redirects=False).headers["location"] == "/login"
+    assert Browser(fresh).setup_admin("intruder@example.com").headers["location"] == "/login"
+    assert browser.client.app.state.appliance.accounts.user_by_email("intruder@example.com") is None
+
+
+def test_setup_validates_and_escapes_input(browser: Browser) -> None:
+    token = browser._token_from("/setup")
+    response = browser.client.post(
+        "/setup",
+        data={"csrf_token": token, "email": "<script>alert(1)</script>", "password": PASSWORD, "password_confirm": PASSWORD},
+    )
+    assert response.status_code == 400
+    assert "<script>alert(1)</script>" not in response.text
+    assert "&lt;script&gt;" in response.text
+    short = browser.client.post(
+        "/setup", data={"csrf_token": token, "email": "a@b.io", "password": "short", "password_confirm": "short"}
+    )
+    assert short.status_code == 400 and "at least 10" in short.text
+
+
+def test_no_protected_route_answers_anonymously(client: TestClient) -> None:
+    for method, path in PROTECTED_API:
+        response = client.request(method, path)
+        assert response.status_code == 401, (method, path)
+        assert "error" in response.json()
+    for path in ("/dashboard", "/dashboard/example.com/panels/kpis"):
+        assert client.get(path, follow_redirects=False).status_code in (303, 401)
+
+
+def test_every_route_is_classified() -> None:
+    """A new route must be added to the public list or be protected (checked above)."""
+    from tests.conftest import make_appliance  # noqa: PLC0415
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as data:
+        app = create_app(make_appliance(Path(data)))
+    paths = {route.path for route in app.routes if isinstance(route, Route)}
+    public = {"/api/events", "/", "/login", "/login/password", "/logout", "/setup", "/healthz", "/tracker.js"}
+    protected = {
+        "/api/analytics/kpis", "/api/analytics/timeseries", "/api/analytics/top-pages",
+        "/api/domains", "/api/domains/{domain}", "/dashboard", "/dashboard/sites",
+        "/dashboard/{domain}/panels/{panel}",
+    }  # fmt: skip
+    assert paths == public | protected
+
+
+def test_api_key_reads_stats_and_user_b_cannot_see_user_a(admin: Browser) -> None:
+    accounts = admin.client.app.state.appliance.accounts
+    other = accounts.create_user("b@example.com", hash_password(PASSWORD), False)
+    key = new_token("ak")
+    accounts.create_api_key(other.id, "test", token_digest(key))
+    as_b = {"authorization": f"Bearer {key}"}
+    client = TestClient(admin.client.app)
+    assert client.get("/api/domains", headers=as_b).json() == {"domains": []}
+    for endpoint in ("kpis", "timeseries", "top-pages"):
+        response = client.get(f"/api/analytics/{endpoint}?domain=example.com", headers=as_b)
+        assert response.status_code == 404, endpoint
+    assert client.delete("/api/domains/example.com", headers=as_b).status_code == 404
+    assert client.get("/api/analytics/kpis?domain=example.com", headers={"authorization": "Bearer nope"}).status_code == 401
+    # B adds a site of their own; A does not see it.
+    assert client.post("/api/domains", json={"domain": "b-site.org"}, headers=as_b).status_code == 201
+    assert [d["domain"] for d in admin.client.get("/api/domains").json()["domains"]] == ["example.com"]
+    assert admin.client.get("/api/analytics/kpis?domain=b-site.org").status_code == 404
+
+
+def test_csrf_is_required_on_every_form_and_cookie_authenticated_write(admin: Browser) -> None:
+    client = admin.client
+    for path, data in (
+        ("/logout", {}),
+        ("/dashboard/sites", {"domain": "new.org"}),
+        ("/login/password", {"email": "admin@example.com", "password": PASSWORD}),
+        ("/setup", {"email": "x@y.io", "password": PASSWORD, "password_confirm": PASSWORD}),
+    ):
+        for token in (None, "forged"):
+            payload = data | ({"csrf_token": token} if token else {})
+            response = client.post(path, data=payload, follow_redirects=False)
+            assert response.status_code == 403, (path, token)
+    assert client.post("/api/domains", json={"domain": "new.org"}).status_code == 403
+    assert client.delete("/api/domains/example.com").status_code == 403
+    # Still logged in and nothing changed.
+    assert [d["domain"] for d in client.get("/api/domains").json()["domains"]] == ["example.com"]
+
+
+def test_login_rotates_session_and_logout_ends_it(admin: Browser) -> None:
+    client = admin.client
+    old_session = client.cookies["appliance_session"]
+    client.post("/logout", data={"csrf_token": admin.csrf()}, follow_redirects=False)
+    assert client.get("/api/domains").status_code == 401
+    replay = TestClient(client.app, cookies={"appliance_session": old_session})
+    assert replay.get("/api/domains").status_code == 401  # the server forgot it
+    wrong = admin.login("admin@example.com", "wrong password!")
+    assert wrong.status_code == 401 and "Wrong email or password" in wrong.text
+    unknown = admin.login("nobody@example.com")
+    assert unknown.status_code == 401
+    ok = admin.login("admin@example.com")
+    assert ok.status_code == 303
+    cookie = ok.headers.get_list("set-cookie")
+    session_cookie = next(c for c in cookie if c.startswith("appliance_session="))
+    assert "HttpOnly" in session_cookie and "SameSite=lax" in session_cookie
+    assert "Secure" not in session_cookie  # plain http in tests; production sets Secure
+    assert client.cookies["appliance_session"] != old_session
+    assert client.get("/api/domains").status_code == 200
+
+
+def test_dashboard_lists_sites_with_snippet_and_kpis(admin: Browser) -> None:
+    client = admin.client
+    client.post("/api/events", json=event("/"))
+    page = client.get("/dashboard")
+    assert page.status_code == 200
+    assert "example.com" in page.text
+    assert "&lt;script defer data-domain=&#34;example.com&#34;" in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    panel = client.get("/dashboard/example.com/panels/kpis?period=today")
+    assert panel.status_code == 200 and "Pageviews" in panel.text
+    add = client.post("/dashboard/sites", data={"csrf_token": admin.csrf(), "domain": "not a domain"})
+    assert add.status_code == 400 and "not a valid host name" in add.text
+    added = client.post("/dashboard/sites", data={"csrf_token": admin.csrf(), "domain": "https://Second.org/"})
+    assert added.status_code == 200 and "second.org" in added.text
+    duplicate = admin.add_domain("second.org")
+    assert duplicate.status_code == 409
+
+
+def test_owner_deletes_site_and_its_data(admin: Browser) -> None:
+    client = admin.client
+    assert client.post("/api/events", json=event("/")).status_code == 202
+    response = client.delete("/api/domains/example.com", headers={"X-CSRF-Token": admin.csrf()})
+    assert response.status_code == 204
+    assert client.get("/api/domains").json() == {"domains": []}
+    assert client.post("/api/events", json=event("/")).status_code == 404

@@ -1,0 +1,124 @@
+"""POST /api/events through the whole in-process pipeline into the SQLite store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+from appliance.app import create_app
+from tests.conftest import Browser, event, make_appliance, wait_for
+
+
+def kpis(browser: Browser, domain: str = "example.com", period: str = "today") -> dict:
+    response = browser.client.get(f"/api/analytics/kpis?domain={domain}&period={period}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_accepted_events_reach_the_stats(admin: Browser) -> None:
+    client = admin.client
+    response = client.post("/api/events", json=event("/a"))
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 1, "filtered": 0}
+    batch = [event("/b", name="Signup", props={"plan": "pro"}), event("/a", domain="WWW.Example.com")]
+    assert client.post("/api/events", content=json.dumps(batch), headers={"content-type": "text/plain"}).status_code == 202
+    result = wait_for(lambda: (k := kpis(admin))["pageviews"] == 2 and k)
+    assert result["events"] == 1
+    assert result["visitors"] == 1
+
+
+def test_text_plain_and_charset_are_accepted(admin: Browser) -> None:
+    response = admin.client.post(
+        "/api/events", content=json.dumps(event()), headers={"content-type": "text/plain;charset=UTF-8"}
+    )
+    assert response.status_code == 202
+
+
+def test_other_content_types_are_refused(admin: Browser) -> None:
+    response = admin.client.post(
+        "/api/events", content="domain=example.com", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 415
+    assert "content-type" in response.json()["error"]
+
+
+def test_unknown_domain_is_404_and_nothing_of_the_batch_is_stored(admin: Browser) -> None:
+    client = admin.client
+    response = client.post("/api/events", json=[event("/ok"), event("/x", domain="unknown.org")])
+    assert response.status_code == 404
+    assert "unknown.org" in response.json()["error"]
+    bad = client.post("/api/events", json=[event("/ok"), event("")])
+    assert bad.status_code == 400
+    assert "$[1].path" in bad.json()["error"]
+    client.post("/api/events", json=event("/marker"))
+    wait_for(lambda: kpis(admin)["pageviews"] == 1)
+    pages = client.get("/api/analytics/top-pages?domain=example.com&period=today").json()["pages"]
+    assert [page["path"] for page in pages] == ["/marker"]
+
+
+def test_body_one_byte_over_the_limit_is_413(admin: Browser) -> None:
+    limit = 16384
+    padding = "x" * (limit - len(json.dumps(event(title=""))))
+    exact = json.dumps(event(title="")).replace('"title": ""', f'"title": "{padding[:0]}"')
+    assert len(exact.encode()) <= limit
+    body = json.dumps({"domain": "example.com", "path": "/", "junk": ""})
+    body = body[:-2] + "x" * (limit + 1 - len(body)) + '"}'
+    assert len(body.encode()) == limit + 1
+    response = admin.client.post("/api/events", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert "16384" in response.json()["error"]
+    at_limit = body[:-3] + '"}'
+    assert len(at_limit.encode()) == limit - 1 or len(at_limit.encode()) <= limit
+    assert admin.client.post("/api/events", content=at_limit, headers={"content-type": "application/json"}).status_code == 202
+
+
+def test_cors_preflight_and_response_headers(admin: Browser) -> None:
+    preflight = admin.client.options(
+        "/api/events",
+        headers={"origin": "https://example.com", "access-control-request-method": "POST"},
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    response = admin.client.post("/api/events", json=event(), headers={"origin": "https://example.com"})
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_cors_restricted_to_configured_origins(tmp_path: Path) -> None:
+    appliance = make_appliance(tmp_path / "data", ingest={"cors_origins": ["https://example.com"]})
+    with TestClient(create_app(appliance)) as client:
+        allowed = client.options("/api/events", headers={"origin": "https://example.com"})
+        assert allowed.headers["access-control-allow-origin"] == "https://example.com"
+        other = client.options("/api/events", headers={"origin": "https://evil.test"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
+    appliance = make_appliance(
+        tmp_path / "data", ingest={"queue_size": 3}, processor={"embedded": False}
+    )
+    with TestClient(create_app(appliance)) as client:
+        browser = Browser(client)
+        browser.setup_admin()
+        browser.add_domain("example.com")
+        statuses = [client.post("/api/events", json=event()).status_code for _ in range(4)]
+        assert statuses == [202, 202, 202, 503]
+        refused = client.post("/api/events", json=event())
+        assert refused.headers["retry-after"] == "1"
+        assert "retry" in refused.json()["error"]
+        assert appliance.transport.pending() == 3
+        assert appliance.ingest.stats.overloaded == 2
+
+
+def test_client_ip_never_stored(admin: Browser, tmp_path: Path) -> None:
+    ip = "203.0.113.77"
+    appliance = admin.client.app.state.appliance
+    appliance.settings.set("ingest.trusted_proxies", ["testclient"])
+    admin.client.app.state.trusted_proxies = frozenset(["testclient"])
+    response = admin.client.post("/api/events", json=event("/ip"), headers={"x-forwarded-for": ip})
+    assert response.status_code == 202
+    wait_for(lambda: kpis(admin)["pageviews"] == 1)
+    for database in (tmp_path / "data").glob("*.db*"):
+        assert ip.encode() not in database.read_bytes()
