@@ -54,7 +54,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     appliance = Appliance.create()
     settings = appliance.settings
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     uvicorn.run(
         create_app(appliance),
         host=args.host or settings.host,
@@ -159,23 +161,33 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.set_defaults(run=cmd_serve)
     commands.add_parser("process", help="run the processor alone").set_defaults(run=cmd_process)
-    commands.add_parser("migrate", help="create or upgrade the stores").set_defaults(run=cmd_migrate)
+    commands.add_parser("migrate", help="create or upgrade the stores").set_defaults(
+        run=cmd_migrate
+    )
     commands.add_parser("plugins", help="list loaded plugins").set_defaults(run=cmd_plugins)
 
-    user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    user = commands.add_parser("user", help="manage users").add_subparsers(
+        dest="action", required=True
+    )
     user_add = user.add_parser("add", help="create a user")
     user_add.add_argument("email")
-    user_add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    user_add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
     user_add.add_argument("--admin", action="store_true", help="make the user an administrator")
     user_add.set_defaults(run=cmd_user_add)
 
-    site = commands.add_parser("site", help="manage sites").add_subparsers(dest="action", required=True)
+    site = commands.add_parser("site", help="manage sites").add_subparsers(
+        dest="action", required=True
+    )
     site_add = site.add_parser("add", help="register a site (domain)")
     site_add.add_argument("domain")
     site_add.add_argument("--owner", required=True, help="email of the owning user")
     site_add.set_defaults(run=cmd_site_add)
 
-    token = commands.add_parser("token", help="manage API keys").add_subparsers(dest="action", required=True)
+    token = commands.add_parser("token", help="manage API keys").add_subparsers(
+        dest="action", required=True
+    )
     token_create = token.add_parser("create", help="create an API key for a user")
     token_create.add_argument("email")
     token_create.add_argument("--name", default="cli")

@@ -28,7 +28,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.chdir(tmp_path)
 
 
-def make_appliance(data_dir: Path, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> Appliance:
+def make_appliance(
+    data_dir: Path, extra_plugins: tuple[Any, ...] = (), **overrides: Any
+) -> Appliance:
     return Appliance.create(extra_plugins=extra_plugins, data_dir=str(data_dir), **overrides)
 
 
@@ -59,7 +61,12 @@ class Browser:
         token = self._token_from("/setup")
         return self.client.post(
             "/setup",
-            data={"csrf_token": token, "email": email, "password": PASSWORD, "password_confirm": PASSWORD},
+            data={
+                "csrf_token": token,
+                "email": email,
+                "password": PASSWORD,
+                "password_confirm": PASSWORD,
+            },
             follow_redirects=False,
         )
 

@@ -35,13 +35,24 @@ def test_setup_validates_and_escapes_input(browser: Browser) -> None:
     token = browser._token_from("/setup")
     response = browser.client.post(
         "/setup",
-        data={"csrf_token": token, "email": "<script>alert(1)</script>", "password": PASSWORD, "password_confirm": PASSWORD},
+        data={
+            "csrf_token": token,
+            "email": "<script>alert(1)</script>",
+            "password": PASSWORD,
+            "password_confirm": PASSWORD,
+        },
     )
     assert response.status_code == 400
     assert "<script>alert(1)</script>" not in response.text
     assert "&lt;script&gt;" in response.text
     short = browser.client.post(
-        "/setup", data={"csrf_token": token, "email": "a@b.io", "password": "short", "password_confirm": "short"}
+        "/setup",
+        data={
+            "csrf_token": token,
+            "email": "a@b.io",
+            "password": "short",
+            "password_confirm": "short",
+        },
     )
     assert short.status_code == 400 and "at least 10" in short.text
 
@@ -57,15 +68,24 @@ def test_no_protected_route_answers_anonymously(client: TestClient) -> None:
 
 def test_every_route_is_classified() -> None:
     """A new route must be added to the public list or be protected (checked above)."""
-    from tests.conftest import make_appliance  # noqa: PLC0415
-
     import tempfile
     from pathlib import Path
+
+    from tests.conftest import make_appliance  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as data:
         app = create_app(make_appliance(Path(data)))
     paths = {route.path for route in app.routes if isinstance(route, Route)}
-    public = {"/api/events", "/", "/login", "/login/password", "/logout", "/setup", "/healthz", "/tracker.js"}
+    public = {
+        "/api/events",
+        "/",
+        "/login",
+        "/login/password",
+        "/logout",
+        "/setup",
+        "/healthz",
+        "/tracker.js",
+    }
     protected = {
         "/api/analytics/kpis", "/api/analytics/timeseries", "/api/analytics/top-pages",
         "/api/domains", "/api/domains/{domain}", "/dashboard", "/dashboard/sites",
@@ -86,10 +106,19 @@ def test_api_key_reads_stats_and_user_b_cannot_see_user_a(admin: Browser) -> Non
         response = client.get(f"/api/analytics/{endpoint}?domain=example.com", headers=as_b)
         assert response.status_code == 404, endpoint
     assert client.delete("/api/domains/example.com", headers=as_b).status_code == 404
-    assert client.get("/api/analytics/kpis?domain=example.com", headers={"authorization": "Bearer nope"}).status_code == 401
+    assert (
+        client.get(
+            "/api/analytics/kpis?domain=example.com", headers={"authorization": "Bearer nope"}
+        ).status_code
+        == 401
+    )
     # B adds a site of their own; A does not see it.
-    assert client.post("/api/domains", json={"domain": "b-site.org"}, headers=as_b).status_code == 201
-    assert [d["domain"] for d in admin.client.get("/api/domains").json()["domains"]] == ["example.com"]
+    assert (
+        client.post("/api/domains", json={"domain": "b-site.org"}, headers=as_b).status_code == 201
+    )
+    assert [d["domain"] for d in admin.client.get("/api/domains").json()["domains"]] == [
+        "example.com"
+    ]
     assert admin.client.get("/api/analytics/kpis?domain=b-site.org").status_code == 404
 
 
@@ -143,9 +172,13 @@ def test_dashboard_lists_sites_with_snippet_and_kpis(admin: Browser) -> None:
     assert "default-src 'self'" in page.headers["content-security-policy"]
     panel = client.get("/dashboard/example.com/panels/kpis?period=today")
     assert panel.status_code == 200 and "Pageviews" in panel.text
-    add = client.post("/dashboard/sites", data={"csrf_token": admin.csrf(), "domain": "not a domain"})
+    add = client.post(
+        "/dashboard/sites", data={"csrf_token": admin.csrf(), "domain": "not a domain"}
+    )
     assert add.status_code == 400 and "not a valid host name" in add.text
-    added = client.post("/dashboard/sites", data={"csrf_token": admin.csrf(), "domain": "https://Second.org/"})
+    added = client.post(
+        "/dashboard/sites", data={"csrf_token": admin.csrf(), "domain": "https://Second.org/"}
+    )
     assert added.status_code == 200 and "second.org" in added.text
     duplicate = admin.add_domain("second.org")
     assert duplicate.status_code == 409

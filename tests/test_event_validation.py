@@ -22,7 +22,12 @@ def base(**fields: Any) -> dict[str, Any]:
 
 def test_minimal_event_defaults_to_a_pageview() -> None:
     [event] = decode(base())
-    assert (event.domain, event.path, event.name, event.props) == ("example.com", "/", "pageview", None)
+    assert (event.domain, event.path, event.name, event.props) == (
+        "example.com",
+        "/",
+        "pageview",
+        None,
+    )
 
 
 def test_all_fields_round_trip() -> None:

@@ -22,8 +22,16 @@ def test_accepted_events_reach_the_stats(admin: Browser) -> None:
     response = client.post("/api/events", json=event("/a"))
     assert response.status_code == 202
     assert response.json() == {"accepted": 1, "filtered": 0}
-    batch = [event("/b", name="Signup", props={"plan": "pro"}), event("/a", domain="WWW.Example.com")]
-    assert client.post("/api/events", content=json.dumps(batch), headers={"content-type": "text/plain"}).status_code == 202
+    batch = [
+        event("/b", name="Signup", props={"plan": "pro"}),
+        event("/a", domain="WWW.Example.com"),
+    ]
+    assert (
+        client.post(
+            "/api/events", content=json.dumps(batch), headers={"content-type": "text/plain"}
+        ).status_code
+        == 202
+    )
     result = wait_for(lambda: (k := kpis(admin))["pageviews"] == 2 and k)
     assert result["events"] == 1
     assert result["visitors"] == 1
@@ -31,14 +39,18 @@ def test_accepted_events_reach_the_stats(admin: Browser) -> None:
 
 def test_text_plain_and_charset_are_accepted(admin: Browser) -> None:
     response = admin.client.post(
-        "/api/events", content=json.dumps(event()), headers={"content-type": "text/plain;charset=UTF-8"}
+        "/api/events",
+        content=json.dumps(event()),
+        headers={"content-type": "text/plain;charset=UTF-8"},
     )
     assert response.status_code == 202
 
 
 def test_other_content_types_are_refused(admin: Browser) -> None:
     response = admin.client.post(
-        "/api/events", content="domain=example.com", headers={"content-type": "application/x-www-form-urlencoded"}
+        "/api/events",
+        content="domain=example.com",
+        headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 415
     assert "content-type" in response.json()["error"]
@@ -66,12 +78,19 @@ def test_body_one_byte_over_the_limit_is_413(admin: Browser) -> None:
     body = json.dumps({"domain": "example.com", "path": "/", "junk": ""})
     body = body[:-2] + "x" * (limit + 1 - len(body)) + '"}'
     assert len(body.encode()) == limit + 1
-    response = admin.client.post("/api/events", content=body, headers={"content-type": "application/json"})
+    response = admin.client.post(
+        "/api/events", content=body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert "16384" in response.json()["error"]
     at_limit = body[:-3] + '"}'
     assert len(at_limit.encode()) == limit - 1 or len(at_limit.encode()) <= limit
-    assert admin.client.post("/api/events", content=at_limit, headers={"content-type": "application/json"}).status_code == 202
+    assert (
+        admin.client.post(
+            "/api/events", content=at_limit, headers={"content-type": "application/json"}
+        ).status_code
+        == 202
+    )
 
 
 def test_cors_preflight_and_response_headers(admin: Browser) -> None:
@@ -82,7 +101,9 @@ def test_cors_preflight_and_response_headers(admin: Browser) -> None:
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-origin"] == "*"
     assert "POST" in preflight.headers["access-control-allow-methods"]
-    response = admin.client.post("/api/events", json=event(), headers={"origin": "https://example.com"})
+    response = admin.client.post(
+        "/api/events", json=event(), headers={"origin": "https://example.com"}
+    )
     assert response.headers["access-control-allow-origin"] == "*"
 
 

@@ -71,7 +71,10 @@ def test_custom_from_to_range(admin: Browser) -> None:
     inside = get(
         admin,
         "kpis",
-        **{"from": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"), "to": (now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")},
+        **{
+            "from": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+            "to": (now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S"),
+        },
     )
     assert inside["pageviews"] == 1
     before = get(admin, "kpis", **{"from": "2020-01-01T00:00:00", "to": "2020-01-02T00:00:00"})

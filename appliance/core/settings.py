@@ -27,7 +27,8 @@ def load_settings(**overrides: Any) -> Dynaconf:
     env = os.environ.get("APPLIANCE_ENV", "embedded")
     if env not in ENVIRONMENTS:
         raise SettingsError(
-            f"APPLIANCE_ENV: unknown environment {env!r} (expected one of {', '.join(ENVIRONMENTS)})"
+            f"APPLIANCE_ENV: unknown environment {env!r}"
+            f" (expected one of {', '.join(ENVIRONMENTS)})"
         )
     settings = Dynaconf(
         settings_files=[str(resource_path("settings.toml")), "appliance.toml", ".secrets.toml"],

@@ -32,7 +32,7 @@ async def add_domain(request: Request) -> JSONResponse:
     try:
         payload = json.loads(await request.body())
     except ValueError:
-        raise ApiDenied(400, "body: send JSON like {\"domain\": \"example.com\"}") from None
+        raise ApiDenied(400, 'body: send JSON like {"domain": "example.com"}') from None
     raw = payload.get("domain") if isinstance(payload, dict) else None
     if not isinstance(raw, str):
         raise ApiDenied(400, "domain: required, a string")

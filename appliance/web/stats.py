@@ -63,7 +63,9 @@ async def top_pages(request: Request) -> JSONResponse:
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise ApiDenied(400, f"limit: must be a whole number from 1 to {MAX_LIMIT}")
     rows = await appliance_of(request).query.top_pages(site_id, time_range, int(raw_limit))
-    return JSONResponse({"pages": [dataclasses.asdict(row) for row in rows]} | _range_json(time_range))
+    return JSONResponse(
+        {"pages": [dataclasses.asdict(row) for row in rows]} | _range_json(time_range)
+    )
 
 
 routes = [

@@ -24,7 +24,10 @@ def settings_defaults() -> dict[str, Any]:
 
 @hookimpl
 def validate_settings(settings: Any) -> list[str]:
-    problems = [require(settings, "sqlite.analytics_file"), require(settings, "sqlite.accounts_file")]
+    problems = [
+        require(settings, "sqlite.analytics_file"),
+        require(settings, "sqlite.accounts_file"),
+    ]
     return [problem for problem in problems if problem]
 
 

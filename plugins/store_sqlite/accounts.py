@@ -67,7 +67,8 @@ class SqliteAccountStore:
             if conn.execute("SELECT count(*) FROM users").fetchone()[0]:
                 return None
             cursor = conn.execute(
-                "INSERT INTO users (email, password_hash, is_admin, created_at) VALUES (?, ?, 1, ?)",
+                "INSERT INTO users (email, password_hash, is_admin, created_at)"
+                " VALUES (?, ?, 1, ?)",
                 (email, password_hash, time.time()),
             )
         return User(id=cursor.lastrowid or 0, email=email, is_admin=True)
@@ -132,7 +133,8 @@ class SqliteAccountStore:
     def create_api_key(self, user_id: int, name: str, digest: str) -> None:
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO api_keys (user_id, name, token_digest, created_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO api_keys (user_id, name, token_digest, created_at)"
+                " VALUES (?, ?, ?, ?)",
                 (user_id, name, digest, time.time()),
             )
 
