@@ -33,6 +33,7 @@ def settings_defaults() -> dict[str, Any]:
 
     Called once, before settings are validated. Returns a mapping of top-level keys (or
     sections, as nested mappings) to defaults; values the user configured always win.
+    Every plugin's result is applied.
     """
 
 
@@ -42,7 +43,7 @@ def validate_settings(settings: Any) -> list[str]:
 
     Called once at start-up, after defaults are applied, with the Dynaconf settings object.
     Returns a list of problems, each one line naming the key (``"REDIS.URL: missing"``);
-    any problem stops start-up with that line.
+    any problem stops start-up with that line. Every plugin's result is collected.
     """
 
 
@@ -66,7 +67,8 @@ def register_stores(appliance: Appliance) -> list[Store]:
     Called once at start-up, after the account store exists. Return the stores this
     plugin contributes when ``settings.stores`` names them (an empty list otherwise).
     Each store implements :class:`appliance.core.stores.Store`: an idempotent
-    ``write_batch`` and, optionally, queries with a watermark.
+    ``write_batch`` and, optionally, queries with a watermark. Every plugin's stores are
+    collected; the processor writes to them in this order.
     """
 
 
@@ -92,7 +94,8 @@ def register_enrichers(appliance: Appliance) -> list[Enricher]:
 
     Called once at start-up. Return :class:`appliance.core.enrich.Enricher` objects; the
     ingest path runs all enrichers of all plugins sorted by their ``order`` (lower first)
-    on every accepted event. An enricher may modify the event or drop it.
+    on every accepted event. An enricher may modify the event or drop it. Every plugin's
+    enrichers are collected.
     """
 
 
@@ -105,7 +108,7 @@ def register_auth_providers(appliance: Appliance) -> list[AuthProvider]:
 
     Called once at start-up. Return :class:`appliance.core.auth.AuthProvider` objects; the
     login page shows each one's button or form, ordered by ``order``. The provider's
-    routes come with it.
+    routes come with it. Every plugin's providers are collected.
     """
 
 
@@ -118,7 +121,7 @@ def register_panels(appliance: Appliance) -> list[Panel]:
 
     Called once at start-up. Return :class:`appliance.core.panels.Panel` objects (id,
     title, order, template and an async data function); the dashboard renders them sorted
-    by ``order``.
+    by ``order``. Every plugin's panels are collected.
     """
 
 
@@ -130,7 +133,8 @@ def register_routes(appliance: Appliance) -> list[Any]:
     """Add HTTP routes to the application.
 
     Called once while the app is built. Return a list of Starlette routes (``Route``,
-    ``Mount``); they are added before the core's catch-all routes.
+    ``Mount``); they are added before the core's pages, so a plugin cannot be shadowed
+    by them. Every plugin's routes are collected.
     """
 
 
@@ -139,7 +143,8 @@ def template_dirs() -> list[str]:
     """Add Jinja2 template directories.
 
     Called once while the app is built. Return directory paths; templates found there are
-    used when the core's own directory lacks them, in plugin order.
+    used when the core's own directory lacks them. Every plugin's directories are
+    collected.
     """
 
 
@@ -151,7 +156,9 @@ def startup(appliance: Appliance) -> None:
     """React to the appliance having started.
 
     Called once after every registered object exists and the stores are open, before the
-    first request is served (or the first event processed). May be async. Returns nothing.
+    first request is served (or the first event processed), with the Appliance (settings,
+    stores, transport...). May be async; every implementation is awaited in turn. Returns
+    nothing.
     """
 
 
@@ -159,6 +166,6 @@ def startup(appliance: Appliance) -> None:
 def shutdown(appliance: Appliance) -> None:
     """React to the appliance stopping.
 
-    Called once after the processor has flushed everything and before stores close.
-    May be async. Returns nothing.
+    Called once after the processor has flushed everything and before stores close, with
+    the Appliance. May be async; every implementation is awaited. Returns nothing.
     """
