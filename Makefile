@@ -24,7 +24,7 @@ run: install
 
 ## Install everything the suite needs, start its services, run the whole suite
 test: install
-	$(BIN)/ruff check appliance plugins tests
+	$(BIN)/ruff check appliance plugins tests bench
 	$(BIN)/python -m pytest
 
 ## Start PostgreSQL, Redis, Kafka (KRaft) on loopback and install Chromium (idempotent)

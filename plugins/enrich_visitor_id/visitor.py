@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -16,8 +17,13 @@ from appliance.core.stores import call
 log = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=8)
+def _day_name(day_number: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day_number * 86400))
+
+
 def utc_day(ts: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+    return _day_name(int(ts // 86400))
 
 
 def visitor_id(salt: bytes, site_id: int, ip: str, user_agent: str) -> str:
