@@ -87,7 +87,8 @@ class Processor:
                 await asyncio.sleep(min(self.retry_backoff_s * attempt, 10))
 
     async def flush(self, delivery: Delivery) -> None:
-        batch = aggregate(delivery.events, delivery.positions)
+        # Off the event loop: ingest keeps answering while a big batch is folded.
+        batch = await asyncio.to_thread(aggregate, delivery.events, delivery.positions)
         for store in self.stores:
             await call(store.write_batch, batch)
         await self.transport.commit(delivery)
