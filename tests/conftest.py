@@ -16,6 +16,17 @@ from appliance.app import create_app
 from appliance.core.runtime import Appliance
 
 PASSWORD = "correct horse battery staple"
+# The bot filter drops test clients' own user agents ("testclient", "python-httpx/...").
+BROWSER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/131.0.0.0 Safari/537.36"
+)
+
+
+def make_client(app: Any, **kwargs: Any) -> TestClient:
+    """A TestClient that looks like a real browser to the bot filter."""
+    headers = {"user-agent": BROWSER_UA} | kwargs.pop("headers", {})
+    return TestClient(app, headers=headers, **kwargs)
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +52,7 @@ def appliance(tmp_path: Path) -> Appliance:
 
 @pytest.fixture
 def client(appliance: Appliance) -> Iterator[TestClient]:
-    with TestClient(create_app(appliance), base_url="http://testserver") as test_client:
+    with make_client(create_app(appliance), base_url="http://testserver") as test_client:
         yield test_client
 
 

@@ -7,12 +7,13 @@ from starlette.testclient import TestClient
 
 from appliance.app import create_app
 from appliance.core.accounts import hash_password, new_token, token_digest
-from tests.conftest import PASSWORD, Browser, event
+from tests.conftest import PASSWORD, Browser, event, make_client
 
 PROTECTED_API = [
     ("GET", "/api/analytics/kpis?domain=example.com"),
     ("GET", "/api/analytics/timeseries?domain=example.com"),
     ("GET", "/api/analytics/top-pages?domain=example.com"),
+    ("GET", "/api/analytics/breakdown?domain=example.com&property=browser"),
     ("GET", "/api/domains"),
     ("POST", "/api/domains"),
     ("DELETE", "/api/domains/example.com"),
@@ -24,7 +25,7 @@ def test_first_visit_leads_to_one_time_setup(browser: Browser) -> None:
     assert first.status_code == 303 and first.headers["location"] == "/setup"
     assert browser.setup_admin().headers["location"] == "/dashboard"
     assert browser.client.get("/dashboard").status_code == 200
-    fresh = TestClient(browser.client.app)
+    fresh = make_client(browser.client.app)
     # Setup is gone once an account exists, for everyone.
     assert fresh.get("/setup", follow_redirects=False).headers["location"] == "/login"
     assert Browser(fresh).setup_admin("intruder@example.com").headers["location"] == "/login"
@@ -78,6 +79,7 @@ def test_every_route_is_classified() -> None:
     paths = {route.path for route in app.routes if isinstance(route, Route)}
     public = {
         "/api/events",
+        "/api/pixel.gif",
         "/",
         "/login",
         "/login/password",
@@ -88,6 +90,7 @@ def test_every_route_is_classified() -> None:
     }
     protected = {
         "/api/analytics/kpis", "/api/analytics/timeseries", "/api/analytics/top-pages",
+        "/api/analytics/breakdown",
         "/api/domains", "/api/domains/{domain}", "/dashboard", "/dashboard/sites",
         "/dashboard/{domain}/panels/{panel}",
     }  # fmt: skip
@@ -100,9 +103,9 @@ def test_api_key_reads_stats_and_user_b_cannot_see_user_a(admin: Browser) -> Non
     key = new_token("ak")
     accounts.create_api_key(other.id, "test", token_digest(key))
     as_b = {"authorization": f"Bearer {key}"}
-    client = TestClient(admin.client.app)
+    client = make_client(admin.client.app)
     assert client.get("/api/domains", headers=as_b).json() == {"domains": []}
-    for endpoint in ("kpis", "timeseries", "top-pages"):
+    for endpoint in ("kpis", "timeseries", "top-pages", "breakdown"):
         response = client.get(f"/api/analytics/{endpoint}?domain=example.com", headers=as_b)
         assert response.status_code == 404, endpoint
     assert client.delete("/api/domains/example.com", headers=as_b).status_code == 404
@@ -145,7 +148,7 @@ def test_login_rotates_session_and_logout_ends_it(admin: Browser) -> None:
     old_session = client.cookies["appliance_session"]
     client.post("/logout", data={"csrf_token": admin.csrf()}, follow_redirects=False)
     assert client.get("/api/domains").status_code == 401
-    replay = TestClient(client.app, cookies={"appliance_session": old_session})
+    replay = make_client(client.app, cookies={"appliance_session": old_session})
     assert replay.get("/api/domains").status_code == 401  # the server forgot it
     wrong = admin.login("admin@example.com", "wrong password!")
     assert wrong.status_code == 401 and "Wrong email or password" in wrong.text

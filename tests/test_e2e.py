@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from tests.conftest import BROWSER_UA
+
 pytestmark = pytest.mark.e2e
 
 APPLIANCE = [sys.executable, "-m", "appliance"]
@@ -112,7 +114,9 @@ def test_thousand_events_are_counted_exactly_within_a_second(
     paths = [f"/page-{i % 7}" for i in range(1000)]
     agents = [f"Mozilla/5.0 visitor-{i % 50}" for i in range(1000)]
 
-    with httpx.Client(base_url=server.url, timeout=10) as client:
+    with httpx.Client(
+        base_url=server.url, timeout=10, headers={"user-agent": BROWSER_UA}
+    ) as client:
         # The CLI wrote the site from another process; the server picks it up within a second.
         deadline = time.monotonic() + 5
         while (
@@ -173,7 +177,9 @@ def test_sigterm_flushes_everything_accepted(
     # A long flush interval: only the graceful stop can have written most of these.
     server = start_server(APPLIANCE_PROCESSOR__FLUSH_INTERVAL_MS="60000")
     key = provision(env)
-    with httpx.Client(base_url=server.url, timeout=10) as client:
+    with httpx.Client(
+        base_url=server.url, timeout=10, headers={"user-agent": BROWSER_UA}
+    ) as client:
         deadline = time.monotonic() + 5
         while (
             client.post("/api/events", json={"domain": "shop.example", "path": "/0"}).status_code
@@ -190,7 +196,9 @@ def test_sigterm_flushes_everything_accepted(
     assert server.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in server.log.read_text()
     server.start()
-    with httpx.Client(base_url=server.url, timeout=10) as client:
+    with httpx.Client(
+        base_url=server.url, timeout=10, headers={"user-agent": BROWSER_UA}
+    ) as client:
         kpis = client.get(
             "/api/analytics/kpis?domain=shop.example&period=today",
             headers={"authorization": f"Bearer {key}"},

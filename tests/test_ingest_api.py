@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from starlette.testclient import TestClient
-
 from appliance.app import create_app
-from tests.conftest import Browser, event, make_appliance, wait_for
+from tests.conftest import Browser, event, make_appliance, make_client, wait_for
 
 
 def kpis(browser: Browser, domain: str = "example.com", period: str = "today") -> dict:
@@ -109,7 +107,7 @@ def test_cors_preflight_and_response_headers(admin: Browser) -> None:
 
 def test_cors_restricted_to_configured_origins(tmp_path: Path) -> None:
     appliance = make_appliance(tmp_path / "data", ingest={"cors_origins": ["https://example.com"]})
-    with TestClient(create_app(appliance)) as client:
+    with make_client(create_app(appliance)) as client:
         allowed = client.options("/api/events", headers={"origin": "https://example.com"})
         assert allowed.headers["access-control-allow-origin"] == "https://example.com"
         other = client.options("/api/events", headers={"origin": "https://evil.test"})
@@ -120,7 +118,7 @@ def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     appliance = make_appliance(
         tmp_path / "data", ingest={"queue_size": 3}, processor={"embedded": False}
     )
-    with TestClient(create_app(appliance)) as client:
+    with make_client(create_app(appliance)) as client:
         browser = Browser(client)
         browser.setup_admin()
         browser.add_domain("example.com")

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from appliance import hookimpl
 from appliance.app import create_app
@@ -20,7 +19,7 @@ from appliance.core.enrich import EnrichContext
 from appliance.core.event import Event
 from appliance.core.runtime import Appliance
 from appliance.core.settings import SettingsError
-from tests.conftest import Browser, event, wait_for
+from tests.conftest import BROWSER_UA, Browser, event, make_client, wait_for
 
 SPECS = [
     function
@@ -58,14 +57,14 @@ def test_blocking_a_builtin_by_name(tmp_path: Path) -> None:
         create(tmp_path, plugins={"blocked": ["transport_memory"]})
 
 
-class DropBots:
-    """A third-party enricher: drops events whose user agent says 'bot'."""
+class DropFooAgent:
+    """A third-party enricher: drops events from a (made-up) browser called FooAgent."""
 
-    name = "drop_bots"
-    order = 100
+    name = "drop_foo"
+    order = 150
 
     def enrich(self, event: Event, context: EnrichContext) -> Event | None:
-        if "bot" in context.user_agent.lower():
+        if "FooAgent" in context.user_agent:
             return None
         event.browser = "Test Browser"
         return event
@@ -74,7 +73,7 @@ class DropBots:
 class ThirdParty:
     @hookimpl
     def register_enrichers(self, appliance: Any) -> list[Any]:
-        return [DropBots()]
+        return [DropFooAgent()]
 
     @hookimpl
     def register_routes(self, appliance: Any) -> list[Route]:
@@ -95,16 +94,18 @@ class ThirdParty:
 def test_enricher_route_and_lifecycle_hooks(tmp_path: Path) -> None:
     plugin = ThirdParty()
     appliance = create(tmp_path, plugin)
-    assert [e.name for e in appliance.enrichers] == ["drop_bots", "visitor_id"]
-    with TestClient(create_app(appliance)) as client:
+    names = [e.name for e in appliance.enrichers]
+    assert names == ["bots", "user_agent", "drop_foo", "country", "utm", "referrer", "visitor_id"]
+    with make_client(create_app(appliance)) as client:
         assert plugin.calls == ["startup"]
         assert client.get("/hello").text == "hi from a plugin"
         browser = Browser(client)
         browser.setup_admin()
         browser.add_domain("example.com")
-        dropped = client.post("/api/events", json=event("/"), headers={"user-agent": "FooBot/1.0"})
+        foo = {"user-agent": BROWSER_UA + " FooAgent/1.0"}
+        dropped = client.post("/api/events", json=event("/"), headers=foo)
         assert dropped.status_code == 202 and dropped.json() == {"accepted": 0, "filtered": 1}
-        client.post("/api/events", json=event("/kept"), headers={"user-agent": "Mozilla/5.0"})
+        client.post("/api/events", json=event("/kept"))
         wait_for(lambda: appliance.processor.stats.events == 1)
         with appliance.stores[0].reader.locked() as conn:
             rows = conn.execute("SELECT path, browser FROM events").fetchall()

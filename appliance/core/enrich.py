@@ -15,6 +15,7 @@ class EnrichContext:
     incoming: IncomingEvent
     client_ip: str
     user_agent: str
+    site_domain: str  # the registered domain, normalized ("example.com")
 
 
 class Enricher(Protocol):

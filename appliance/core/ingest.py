@@ -63,7 +63,8 @@ class IngestPipeline:
             site = self.sites.lookup(item.domain)
             if site is None:
                 raise UnknownDomain(item.domain)
-            event = self._enrich(_new_event(item, site.id, now), item, client_ip, user_agent)
+            context = EnrichContext(item, client_ip, user_agent, site.domain)
+            event = self._enrich(_new_event(item, site.id, now), context)
             if event is None:
                 filtered += 1
             else:
@@ -74,10 +75,7 @@ class IngestPipeline:
         self.stats.filtered += filtered
         return IngestResult(accepted=len(events), filtered=filtered)
 
-    def _enrich(
-        self, event: Event, item: IncomingEvent, client_ip: str, user_agent: str
-    ) -> Event | None:
-        context = EnrichContext(incoming=item, client_ip=client_ip, user_agent=user_agent)
+    def _enrich(self, event: Event, context: EnrichContext) -> Event | None:
         for enricher in self.enrichers:
             result = enricher.enrich(event, context)
             if result is None:

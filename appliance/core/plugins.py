@@ -12,6 +12,7 @@ from typing import Any
 import pluggy
 
 from appliance.core import hookspecs
+from appliance.core.plugin_errors import PluginError, name_failures
 
 ENTRY_POINT_GROUP = "appliance"
 
@@ -20,6 +21,11 @@ BUILTIN_PLUGINS = (
     "plugins.store_sqlite",
     "plugins.transport_memory",
     "plugins.auth_local",
+    "plugins.enrich_bots",
+    "plugins.enrich_user_agent",
+    "plugins.enrich_country",
+    "plugins.enrich_utm",
+    "plugins.enrich_referrer",
     "plugins.enrich_visitor_id",
     "plugins.panel_kpis",
 )
@@ -42,6 +48,7 @@ def build_plugin_manager(
     """Register built-ins, discovered entry points and `extra_plugins` (tests use these)."""
     manager = pluggy.PluginManager("appliance")
     manager.add_hookspecs(hookspecs)
+    name_failures(manager)
     blocked = set(settings.get("plugins.blocked") or ())
     enabled = set(settings.get("plugins.enabled") or ())
     loaded: list[LoadedPlugin] = []
@@ -59,7 +66,11 @@ def build_plugin_manager(
                 continue
             if manager.get_plugin(entry_point.name) is not None:
                 continue
-            manager.register(entry_point.load(), name=entry_point.name)
+            try:
+                module = entry_point.load()
+            except Exception as error:
+                raise PluginError(entry_point.name, None, error) from error
+            manager.register(module, name=entry_point.name)
             dist = entry_point.dist
             source = f"entry point of {dist.name} {dist.version}" if dist else "entry point"
             loaded.append(LoadedPlugin(entry_point.name, source, entry_point.value))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from appliance.core.filters import Filter
 from appliance.core.periods import TimeRange
-from appliance.core.stores import Kpis, PageRow, SeriesPoint, Store, call
+from appliance.core.stores import BreakdownRow, Kpis, PageRow, SeriesPoint, Store, call
 
 
 class NoQueryStore(RuntimeError):
@@ -28,18 +29,36 @@ class QueryLayer:
                 return store
         raise NoQueryStore()
 
-    async def kpis(self, site_id: int, time_range: TimeRange) -> Kpis:
+    async def kpis(
+        self, site_id: int, time_range: TimeRange, filters: tuple[Filter, ...] = ()
+    ) -> Kpis:
         store = self._store_for(time_range)
-        return await call(store.kpis, site_id, time_range.start, time_range.end)
+        return await call(store.kpis, site_id, time_range.start, time_range.end, filters)
 
-    async def timeseries(self, site_id: int, time_range: TimeRange) -> list[SeriesPoint]:
+    async def timeseries(
+        self, site_id: int, time_range: TimeRange, filters: tuple[Filter, ...] = ()
+    ) -> list[SeriesPoint]:
         store = self._store_for(time_range)
-        found = await call(
-            store.timeseries, site_id, time_range.start, time_range.end, time_range.interval
-        )
+        start, end, interval = time_range.start, time_range.end, time_range.interval
+        found = await call(store.timeseries, site_id, start, end, interval, filters)
         by_bucket = {point.t: point for point in found}
         return [by_bucket.get(t) or SeriesPoint(t, 0, 0) for t in time_range.buckets()]
 
-    async def top_pages(self, site_id: int, time_range: TimeRange, limit: int) -> list[PageRow]:
+    async def top_pages(
+        self, site_id: int, time_range: TimeRange, limit: int, filters: tuple[Filter, ...] = ()
+    ) -> list[PageRow]:
         store = self._store_for(time_range)
-        return await call(store.top_pages, site_id, time_range.start, time_range.end, limit)
+        start, end = time_range.start, time_range.end
+        return await call(store.top_pages, site_id, start, end, limit, filters)
+
+    async def breakdown(
+        self,
+        site_id: int,
+        time_range: TimeRange,
+        prop: str,
+        limit: int,
+        filters: tuple[Filter, ...] = (),
+    ) -> list[BreakdownRow]:
+        store = self._store_for(time_range)
+        start, end = time_range.start, time_range.end
+        return await call(store.breakdown, site_id, start, end, prop, limit, filters)

@@ -35,6 +35,14 @@ class PageRow:
     visitors: int
 
 
+@dataclass(frozen=True, slots=True)
+class BreakdownRow:
+    value: str
+    visitors: int
+    pageviews: int
+    events: int  # custom events
+
+
 class Store(Protocol):
     """Methods may be sync (run in a worker thread) or async."""
 
@@ -54,13 +62,21 @@ class Store(Protocol):
         """Newest event time (epoch seconds) this store holds completely, or None."""
         ...
 
-    def kpis(self, site_id: int, start: int, end: int) -> Any: ...
+    # Queries take `filters`, a tuple of appliance.core.filters.Filter (a visit segment).
 
-    def timeseries(self, site_id: int, start: int, end: int, interval: int) -> Any:
+    def kpis(self, site_id: int, start: int, end: int, filters: tuple) -> Any: ...
+
+    def timeseries(self, site_id: int, start: int, end: int, interval: int, filters: tuple) -> Any:
         """Points only for buckets that have data; the query layer fills the gaps."""
         ...
 
-    def top_pages(self, site_id: int, start: int, end: int, limit: int) -> Any: ...
+    def top_pages(self, site_id: int, start: int, end: int, limit: int, filters: tuple) -> Any: ...
+
+    def breakdown(
+        self, site_id: int, start: int, end: int, prop: str, limit: int, filters: tuple
+    ) -> Any:
+        """BreakdownRows grouped by `prop` (see appliance.core.filters), by visitors desc."""
+        ...
 
 
 async def call(method: Callable[..., Any], *args: Any) -> Any:

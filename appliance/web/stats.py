@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from appliance.core.filters import Filter, FilterError, check_property, parse_filters
 from appliance.core.periods import PeriodError, TimeRange, parse_range
 from appliance.web.access import ApiDenied, api_user, site_access
 from appliance.web.security import appliance_of
@@ -20,7 +21,7 @@ def iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-async def _site_and_range(request: Request) -> tuple[int, TimeRange]:
+async def _site_range_filters(request: Request) -> tuple[int, TimeRange, tuple[Filter, ...]]:
     user = await api_user(request)
     params = request.query_params
     membership = await site_access(request, user, params.get("domain"))
@@ -28,9 +29,17 @@ async def _site_and_range(request: Request) -> tuple[int, TimeRange]:
         time_range = parse_range(
             params.get("period"), params.get("from"), params.get("to"), params.get("interval")
         )
-    except PeriodError as error:
+        filters = parse_filters(params.get("filters"))
+    except (PeriodError, FilterError) as error:
         raise ApiDenied(400, str(error)) from None
-    return membership.site.id, time_range
+    return membership.site.id, time_range, filters
+
+
+def _limit(request: Request, default: int = 10) -> int:
+    raw_limit = request.query_params.get("limit", str(default))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise ApiDenied(400, f"limit: must be a whole number from 1 to {MAX_LIMIT}")
+    return int(raw_limit)
 
 
 def _range_json(time_range: TimeRange) -> dict[str, str]:
@@ -38,14 +47,14 @@ def _range_json(time_range: TimeRange) -> dict[str, str]:
 
 
 async def kpis(request: Request) -> JSONResponse:
-    site_id, time_range = await _site_and_range(request)
-    result = await appliance_of(request).query.kpis(site_id, time_range)
+    site_id, time_range, filters = await _site_range_filters(request)
+    result = await appliance_of(request).query.kpis(site_id, time_range, filters)
     return JSONResponse(dataclasses.asdict(result) | _range_json(time_range))
 
 
 async def timeseries(request: Request) -> JSONResponse:
-    site_id, time_range = await _site_and_range(request)
-    points = await appliance_of(request).query.timeseries(site_id, time_range)
+    site_id, time_range, filters = await _site_range_filters(request)
+    points = await appliance_of(request).query.timeseries(site_id, time_range, filters)
     return JSONResponse(
         {
             "interval": time_range.interval,
@@ -58,18 +67,29 @@ async def timeseries(request: Request) -> JSONResponse:
 
 
 async def top_pages(request: Request) -> JSONResponse:
-    site_id, time_range = await _site_and_range(request)
-    raw_limit = request.query_params.get("limit", "10")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-        raise ApiDenied(400, f"limit: must be a whole number from 1 to {MAX_LIMIT}")
-    rows = await appliance_of(request).query.top_pages(site_id, time_range, int(raw_limit))
-    return JSONResponse(
-        {"pages": [dataclasses.asdict(row) for row in rows]} | _range_json(time_range)
-    )
+    site_id, time_range, filters = await _site_range_filters(request)
+    limit = _limit(request)
+    rows = await appliance_of(request).query.top_pages(site_id, time_range, limit, filters)
+    pages = [dataclasses.asdict(row) for row in rows]
+    return JSONResponse({"pages": pages} | _range_json(time_range))
+
+
+async def breakdown(request: Request) -> JSONResponse:
+    site_id, time_range, filters = await _site_range_filters(request)
+    try:
+        prop = check_property(request.query_params.get("property", ""))
+    except FilterError as error:
+        raise ApiDenied(400, str(error)) from None
+    limit = _limit(request)
+    query = appliance_of(request).query
+    rows = await query.breakdown(site_id, time_range, prop, limit, filters)
+    results = [dataclasses.asdict(row) for row in rows]
+    return JSONResponse({"property": prop, "results": results} | _range_json(time_range))
 
 
 routes = [
     Route("/api/analytics/kpis", kpis),
     Route("/api/analytics/timeseries", timeseries),
     Route("/api/analytics/top-pages", top_pages),
+    Route("/api/analytics/breakdown", breakdown),
 ]

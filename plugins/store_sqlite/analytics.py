@@ -1,8 +1,9 @@
 """The embedded analytics store: raw events plus minute/hour rollups in one SQLite file.
 
-Counts (pageviews, custom events, top pages) come from the minute rollups; anything that
-needs distinct visitors or sessions reads the raw events, which the embedded profile keeps
-anyway (it is the user's only store), so unique counts are exact over any range.
+Queries read the raw events (see queries.py): visits, filters and unique visitors need them,
+and the embedded profile keeps them anyway (it is the user's only store), so every count is
+exact over any range. The rollups are written in the same transaction as the history that
+survives if raw events are ever pruned.
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ import sqlite3
 from pathlib import Path
 
 from appliance.core.aggregation import Batch, Counters, RollupKey
-from appliance.core.stores import Kpis, PageRow, SeriesPoint
+from appliance.core.stores import BreakdownRow, Kpis, PageRow, SeriesPoint
 from appliance.core.transport import Position
+from plugins.store_sqlite import queries
 from plugins.store_sqlite.db import Database, migrate
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "analytics"
 
 _EVENT_COLUMNS = (
     "event_id", "site_id", "ts", "name", "path", "visitor_id", "session_id", "referrer",
-    "referrer_source", "url", "title", "utm_source", "utm_medium", "utm_campaign", "browser",
-    "os", "device", "country", "screen_width", "screen_height",
+    "referrer_source", "referrer_medium", "url", "title", "utm_source", "utm_medium",
+    "utm_campaign", "utm_term", "utm_content", "browser", "os", "device", "country", "region",
+    "screen_width", "screen_height",
 )  # fmt: skip
 _INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}, props)"
@@ -136,61 +139,24 @@ class SqliteAnalyticsStore:
         with self.reader.locked() as conn:
             return conn.execute("SELECT max(ts) FROM events").fetchone()[0]
 
-    def kpis(self, site_id: int, start: int, end: int) -> Kpis:
+    def kpis(self, site_id: int, start: int, end: int, filters: tuple = ()) -> Kpis:
         with self.reader.locked() as conn:
-            pageviews, events = conn.execute(
-                "SELECT coalesce(sum(pageviews), 0), coalesce(sum(events), 0) FROM rollup_minute"
-                " WHERE site_id = ? AND bucket >= ? AND bucket < ?",
-                (site_id, start, end),
-            ).fetchone()
-            visitors, sessions, bounces, duration = conn.execute(
-                "SELECT (SELECT count(DISTINCT visitor_id) FROM events"
-                "        WHERE site_id = :site AND ts >= :start AND ts < :end),"
-                " count(*), coalesce(sum(views = 1), 0), coalesce(avg(last - first), 0)"
-                " FROM (SELECT sum(name = 'pageview') AS views, min(ts) AS first, max(ts) AS last"
-                "       FROM events WHERE site_id = :site AND ts >= :start AND ts < :end"
-                "       GROUP BY session_id)",
-                {"site": site_id, "start": start, "end": end},
-            ).fetchone()
-        return Kpis(
-            pageviews=pageviews,
-            visitors=visitors,
-            sessions=sessions,
-            events=events,
-            bounce_rate=round(bounces / sessions, 4) if sessions else 0.0,
-            avg_duration_s=round(duration, 1),
-        )
+            return queries.kpis(conn, site_id, start, end, filters)
 
-    def timeseries(self, site_id: int, start: int, end: int, interval: int) -> list[SeriesPoint]:
-        params = {"site": site_id, "start": start, "end": end, "interval": interval}
+    def timeseries(
+        self, site_id: int, start: int, end: int, interval: int, filters: tuple = ()
+    ) -> list[SeriesPoint]:
         with self.reader.locked() as conn:
-            pageviews = dict(
-                conn.execute(
-                    "SELECT :start + ((bucket - :start) / :interval) * :interval AS t,"
-                    " sum(pageviews) FROM rollup_minute"
-                    " WHERE site_id = :site AND bucket >= :start AND bucket < :end GROUP BY t",
-                    params,
-                ).fetchall()
-            )
-            visitors = dict(
-                conn.execute(
-                    "SELECT :start + (CAST(ts AS INTEGER) - :start) / :interval * :interval AS t,"
-                    " count(DISTINCT visitor_id) FROM events"
-                    " WHERE site_id = :site AND ts >= :start AND ts < :end GROUP BY t",
-                    params,
-                ).fetchall()
-            )
-        return [
-            SeriesPoint(t=t, pageviews=pageviews.get(t, 0), visitors=visitors.get(t, 0))
-            for t in sorted(pageviews.keys() | visitors.keys())
-        ]
+            return queries.timeseries(conn, site_id, start, end, interval, filters)
 
-    def top_pages(self, site_id: int, start: int, end: int, limit: int) -> list[PageRow]:
+    def top_pages(
+        self, site_id: int, start: int, end: int, limit: int, filters: tuple = ()
+    ) -> list[PageRow]:
         with self.reader.locked() as conn:
-            rows = conn.execute(
-                "SELECT path, sum(name = 'pageview') AS views, count(DISTINCT visitor_id)"
-                " FROM events WHERE site_id = ? AND ts >= ? AND ts < ?"
-                " GROUP BY path HAVING views > 0 ORDER BY views DESC, path LIMIT ?",
-                (site_id, start, end, limit),
-            ).fetchall()
-        return [PageRow(path=row[0], pageviews=row[1], visitors=row[2]) for row in rows]
+            return queries.top_pages(conn, site_id, start, end, limit, filters)
+
+    def breakdown(
+        self, site_id: int, start: int, end: int, prop: str, limit: int, filters: tuple = ()
+    ) -> list[BreakdownRow]:
+        with self.reader.locked() as conn:
+            return queries.breakdown(conn, site_id, start, end, prop, limit, filters)
