@@ -22,6 +22,8 @@ from pathlib import Path
 
 import httpx2 as httpx
 
+from bench import enrich
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 UVICORN_FLAGS = [
@@ -183,6 +185,15 @@ def write_report(results: dict[str, object]) -> None:
             f"| {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['errors']} "
             f"| {row['rss_mib']:.0f} ({row['peak_rss_mib']:.0f}) |"
         )
+    enrich = results["enrichment"]
+    lines += [
+        "",
+        "## Enrichment (all built-in enrichers, in-process)",
+        "",
+        f"{enrich['events']} events, {enrich['unique_user_agents']:.0%} never-seen user agents:"
+        f" mean {enrich['mean_us']:.1f} us, p50 {enrich['p50_us']:.1f} us,"
+        f" p99 {enrich['p99_us']:.1f} us per event.",
+    ]
     embedded = rows["appliance_embedded"]
     lines += [
         "",
@@ -205,6 +216,7 @@ def main() -> None:
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
         "seconds": args.seconds,
         "connections": args.connections,
+        "enrichment": enrich.run(),
         "ingest": {
             "baseline_starlette": bench_baseline(args.seconds, args.connections),
             "appliance_embedded": bench_embedded(args.seconds, args.connections),

@@ -1,7 +1,8 @@
 """Drop crawlers, headless browsers, monitoring agents and empty user agents.
 
-Uses CrawlerDetect's maintained pattern list, behind an LRU cache (one look-up costs about
-100 us; repeats cost nothing). Dropped events still answer 202 and count as "filtered".
+Uses CrawlerDetect's maintained pattern list, matched with RE2, behind an LRU cache (a new
+user agent costs about 35 us; repeats cost nothing). Dropped events still answer 202 and
+count as "filtered".
 Settings: ``enrich.bot_cache`` (default 10000). Block ``enrich_bots`` to keep bot traffic.
 """
 
