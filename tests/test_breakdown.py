@@ -126,7 +126,7 @@ def test_filters_select_visits(store: SqliteAnalyticsStore) -> None:
     assert [p.path for p in store.top_pages(1, START, END, 10, signed_up)] == ["/", "/pricing"]
     saw_blog = (Filter("page", "==", "/blog"),)
     assert store.kpis(1, START, END, saw_blog).visitors == 1
-    points = store.timeseries(1, START, END, 3600, firefox)
+    points = store.timeseries(1, list(range(START, END, 3600)), END, firefox)
     assert sum(p.pageviews for p in points) == 3
     both = (Filter("browser", "==", "Firefox"), Filter("entry_page", "==", "/docs"))
     assert store.kpis(1, START, END, both).sessions == 1

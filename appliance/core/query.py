@@ -39,10 +39,10 @@ class QueryLayer:
         self, site_id: int, time_range: TimeRange, filters: tuple[Filter, ...] = ()
     ) -> list[SeriesPoint]:
         store = self._store_for(time_range)
-        start, end, interval = time_range.start, time_range.end, time_range.interval
-        found = await call(store.timeseries, site_id, start, end, interval, filters)
+        buckets = time_range.buckets()
+        found = await call(store.timeseries, site_id, buckets, time_range.end, filters)
         by_bucket = {point.t: point for point in found}
-        return [by_bucket.get(t) or SeriesPoint(t, 0, 0) for t in time_range.buckets()]
+        return [by_bucket.get(t) or SeriesPoint(t, 0, 0) for t in buckets]
 
     async def top_pages(
         self, site_id: int, time_range: TimeRange, limit: int, filters: tuple[Filter, ...] = ()

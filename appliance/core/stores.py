@@ -66,8 +66,12 @@ class Store(Protocol):
 
     def kpis(self, site_id: int, start: int, end: int, filters: tuple) -> Any: ...
 
-    def timeseries(self, site_id: int, start: int, end: int, interval: int, filters: tuple) -> Any:
-        """Points only for buckets that have data; the query layer fills the gaps."""
+    def timeseries(self, site_id: int, buckets: list[int], end: int, filters: tuple) -> Any:
+        """SeriesPoints for the buckets that have data (the query layer fills the gaps).
+
+        `buckets` are ascending bucket starts (epoch seconds; local days may be 23-25 h long),
+        the last bucket ends at `end`.
+        """
         ...
 
     def top_pages(self, site_id: int, start: int, end: int, limit: int, filters: tuple) -> Any: ...

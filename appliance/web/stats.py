@@ -27,7 +27,11 @@ async def _site_range_filters(request: Request) -> tuple[int, TimeRange, tuple[F
     membership = await site_access(request, user, params.get("domain"))
     try:
         time_range = parse_range(
-            params.get("period"), params.get("from"), params.get("to"), params.get("interval")
+            params.get("period"),
+            params.get("from"),
+            params.get("to"),
+            params.get("interval"),
+            tz=membership.site.timezone,
         )
         filters = parse_filters(params.get("filters"))
     except (PeriodError, FilterError) as error:

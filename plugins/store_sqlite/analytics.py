@@ -144,10 +144,10 @@ class SqliteAnalyticsStore:
             return queries.kpis(conn, site_id, start, end, filters)
 
     def timeseries(
-        self, site_id: int, start: int, end: int, interval: int, filters: tuple = ()
+        self, site_id: int, buckets: list[int], end: int, filters: tuple = ()
     ) -> list[SeriesPoint]:
         with self.reader.locked() as conn:
-            return queries.timeseries(conn, site_id, start, end, interval, filters)
+            return queries.timeseries(conn, site_id, buckets, end, filters)
 
     def top_pages(
         self, site_id: int, start: int, end: int, limit: int, filters: tuple = ()

@@ -7,6 +7,7 @@ rule (a column beside a lone MIN()/MAX() aggregate takes the value of that row) 
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 from typing import Any
 
@@ -117,14 +118,20 @@ def kpis(conn: sqlite3.Connection, site: int, start: int, end: int, filters: tup
 
 
 def timeseries(
-    conn: sqlite3.Connection, site: int, start: int, end: int, interval: int, filters: tuple
+    conn: sqlite3.Connection, site: int, buckets: list[int], end: int, filters: tuple
 ) -> list[SeriesPoint]:
+    if not buckets:
+        return []
+
+    def bucket_of(ts: float) -> int:
+        return buckets[bisect.bisect_right(buckets, ts) - 1]
+
+    # Buckets may differ in length (local days), so a bisect beats arithmetic here.
+    conn.create_function("bucket_of", 1, bucket_of, deterministic=True)
     rows = _run(
-        conn, site, start, end, filters,
-        "SELECT :start + (CAST(ts AS INTEGER) - :start) / :interval * :interval AS t,"
-        " sum(name = 'pageview'), count(DISTINCT visitor_id) FROM tagged"
-        f" WHERE 1{_in_segment(filters)} GROUP BY t ORDER BY t",
-        interval=interval,
+        conn, site, buckets[0], end, filters,
+        "SELECT bucket_of(ts) AS t, sum(name = 'pageview'), count(DISTINCT visitor_id)"
+        f" FROM tagged WHERE 1{_in_segment(filters)} GROUP BY t ORDER BY t",
     )  # fmt: skip
     return [SeriesPoint(t=row[0], pageviews=row[1], visitors=row[2]) for row in rows]
 
