@@ -24,6 +24,7 @@ run: install
 
 ## Install everything the suite needs, start its services, run the whole suite
 test: install
+	bash tracker/install-browser.sh
 	$(BIN)/ruff check appliance plugins tests bench
 	$(BIN)/python -m pytest
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
@@ -15,9 +16,10 @@ from starlette.staticfiles import StaticFiles
 from appliance.core.plugins import flatten
 from appliance.core.runtime import Appliance
 from appliance.resources import resource_path
-from appliance.web import domains, ingest, pages, stats
+from appliance.web import dashboard, domains, ingest, pages, pixel, stats
 from appliance.web.access import ApiDenied
 from appliance.web.errors import json_error
+from appliance.web.pages import error_page
 from appliance.web.security import BrowserSecurityMiddleware
 from appliance.web.templating import build_templates
 
@@ -25,6 +27,22 @@ from appliance.web.templating import build_templates
 async def _api_denied(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiDenied)
     return json_error(exc.status, exc.message)
+
+
+ERROR_TEXT = {
+    404: ("Page not found", "There is nothing at this address."),
+    405: ("Not allowed", "This address does not take that kind of request."),
+    500: ("Something went wrong", "The error was logged; please try again in a moment."),
+}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Errors are pages for people and JSON for the API."""
+    status = getattr(exc, "status_code", 500)
+    title, message = ERROR_TEXT.get(status, ("Error", "The request could not be served."))
+    if request.url.path.startswith("/api/"):
+        return json_error(status, title.lower())
+    return error_page(request, status, title, message)
 
 
 def create_app(appliance: Appliance | None = None, *, process: bool | None = None) -> Starlette:
@@ -46,14 +64,16 @@ def create_app(appliance: Appliance | None = None, *, process: bool | None = Non
     app = Starlette(
         routes=[
             *ingest.routes,
+            *pixel.routes,
             *stats.routes,
             *domains.routes,
             *plugin_routes,
+            *dashboard.routes,
             *pages.routes,
             Mount("/static", static, name="static"),
         ],
         lifespan=lifespan,
-        exception_handlers={ApiDenied: _api_denied},
+        exception_handlers={ApiDenied: _api_denied, HTTPException: _http_error, 500: _http_error},
     )
     settings = appliance.settings
     app.add_middleware(BrowserSecurityMiddleware, secure_cookies=settings.auth.secure_cookies)

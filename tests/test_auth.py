@@ -9,6 +9,14 @@ from appliance.app import create_app
 from appliance.core.accounts import hash_password, new_token, token_digest
 from tests.conftest import PASSWORD, Browser, event, make_client
 
+PROTECTED_PAGES = [
+    "/dashboard",
+    "/sites/example.com",
+    "/sites/example.com/panels/kpis",
+    "/sites/example.com/live",
+    "/sites/example.com/export.csv?property=page",
+    "/sites/example.com/settings",
+]
 PROTECTED_API = [
     ("GET", "/api/analytics/kpis?domain=example.com"),
     ("GET", "/api/analytics/timeseries?domain=example.com"),
@@ -63,8 +71,12 @@ def test_no_protected_route_answers_anonymously(client: TestClient) -> None:
         response = client.request(method, path)
         assert response.status_code == 401, (method, path)
         assert "error" in response.json()
-    for path in ("/dashboard", "/dashboard/example.com/panels/kpis"):
-        assert client.get(path, follow_redirects=False).status_code in (303, 401)
+    for path in PROTECTED_PAGES:
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303, path
+        assert response.headers["location"] in ("/login", "/setup"), path
+    for path in ("/sites/example.com/settings/timezone", "/sites/example.com/delete"):
+        assert client.post(path, follow_redirects=False).status_code == 303, path
 
 
 def test_every_route_is_classified() -> None:
@@ -92,7 +104,9 @@ def test_every_route_is_classified() -> None:
         "/api/analytics/kpis", "/api/analytics/timeseries", "/api/analytics/top-pages",
         "/api/analytics/breakdown",
         "/api/domains", "/api/domains/{domain}", "/dashboard", "/dashboard/sites",
-        "/dashboard/{domain}/panels/{panel}",
+        "/sites/{domain}", "/sites/{domain}/panels/{panel}", "/sites/{domain}/live",
+        "/sites/{domain}/export.csv", "/sites/{domain}/settings",
+        "/sites/{domain}/settings/timezone", "/sites/{domain}/delete",
     }  # fmt: skip
     assert paths == public | protected
 
@@ -173,7 +187,7 @@ def test_dashboard_lists_sites_with_snippet_and_kpis(admin: Browser) -> None:
     assert "&lt;script defer data-domain=&#34;example.com&#34;" in page.text
     assert page.headers["x-frame-options"] == "DENY"
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    panel = client.get("/dashboard/example.com/panels/kpis?period=today")
+    panel = client.get("/sites/example.com/panels/kpis?period=today")
     assert panel.status_code == 200 and "Pageviews" in panel.text
     add = client.post(
         "/dashboard/sites", data={"csrf_token": admin.csrf(), "domain": "not a domain"}

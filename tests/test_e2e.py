@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,65 +13,16 @@ import httpx2 as httpx
 import pytest
 
 from tests.conftest import BROWSER_UA
+from tests.servers import APPLIANCE, Server, cli, free_port, server_env
 
 pytestmark = pytest.mark.e2e
 
-APPLIANCE = [sys.executable, "-m", "appliance"]
 PASSWORD = "correct horse battery staple"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        [*APPLIANCE, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-class Server:
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.env, self.port, self.log = env, port, log
-        self.url = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*APPLIANCE, "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise AssertionError(f"server did not start:\n{self.log.read_text()}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        code = self.process.wait(timeout=30)
-        self.process = None
-        return code
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-    return environment | {
-        "APPLIANCE_DATA_DIR": str(tmp_path / "data"),
-        "APPLIANCE_PLUGINS__AUTOLOAD": "false",
-    }
+    return server_env(tmp_path / "data")
 
 
 @pytest.fixture
@@ -228,7 +176,7 @@ def test_cli_plugins_lists_builtins(env: dict[str, str]) -> None:
         "transport_memory",
         "auth_local",
         "enrich_visitor_id",
-        "panel_kpis",
+        "panels_core",
     ):
         assert name in output
     assert "builtin" in output

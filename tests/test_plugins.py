@@ -50,8 +50,8 @@ def create(tmp_path: Path, *plugins: Any, **overrides: Any) -> Appliance:
 
 
 def test_blocking_a_builtin_by_name(tmp_path: Path) -> None:
-    appliance = create(tmp_path, plugins={"blocked": ["panel_kpis"]})
-    assert "panel_kpis" not in [plugin.name for plugin in appliance.plugins]
+    appliance = create(tmp_path, plugins={"blocked": ["panels_core"]})
+    assert "panels_core" not in [plugin.name for plugin in appliance.plugins]
     assert appliance.panels == []
     with pytest.raises(SettingsError, match="TRANSPORT: no enabled plugin provides 'memory'"):
         create(tmp_path, plugins={"blocked": ["transport_memory"]})
@@ -136,12 +136,15 @@ def test_entry_point_plugins_are_discovered_enabled_and_blocked(
     (dist / "entry_points.txt").write_text("[appliance]\nhello = hello_plugin\n")
     monkeypatch.syspath_prepend(str(site))
 
-    found = create(tmp_path, plugins={"autoload": True})
+    # `enabled` keeps other installed plugins (the examples, say) out of this test.
+    found = create(tmp_path, plugins={"autoload": True, "enabled": ["hello"]})
     [hello] = [plugin for plugin in found.plugins if plugin.name == "hello"]
     assert hello.source == "entry point of hello-plugin 1.2"
     assert found.settings.hello.greeting == "hi"
     assert "hello" not in [p.name for p in create(tmp_path, plugins={"autoload": False}).plugins]
-    blocked = create(tmp_path, plugins={"autoload": True, "blocked": ["hello"]})
+    blocked = create(
+        tmp_path, plugins={"autoload": True, "enabled": ["hello"], "blocked": ["hello"]}
+    )
     assert "hello" not in [p.name for p in blocked.plugins]
     only_other = create(tmp_path, plugins={"autoload": True, "enabled": ["something_else"]})
     assert "hello" not in [p.name for p in only_other.plugins]

@@ -126,6 +126,10 @@ class AccountStore(Protocol):
 
     def delete_site(self, site_id: int) -> Any: ...
 
+    def set_site_timezone(self, site_id: int, timezone: str) -> Any:
+        """Change the IANA time zone the site's days and "today" follow."""
+        ...
+
     def all_sites(self) -> Any:
         """Every enabled site (for the ingest's in-memory domain cache)."""
         ...

@@ -27,7 +27,7 @@ BUILTIN_PLUGINS = (
     "plugins.enrich_utm",
     "plugins.enrich_referrer",
     "plugins.enrich_visitor_id",
-    "plugins.panel_kpis",
+    "plugins.panels_core",
 )
 
 

@@ -62,3 +62,27 @@ class QueryLayer:
         store = self._store_for(time_range)
         start, end = time_range.start, time_range.end
         return await call(store.breakdown, site_id, start, end, prop, limit, filters)
+
+    async def event_properties(
+        self,
+        site_id: int,
+        time_range: TimeRange,
+        event: str,
+        limit: int,
+        filters: tuple[Filter, ...] = (),
+    ) -> list[BreakdownRow]:
+        store = self._store_for(time_range)
+        start, end = time_range.start, time_range.end
+        return await call(store.event_properties, site_id, start, end, event, limit, filters)
+
+    async def current_visitors(self, site_id: int, now: float, window_s: int = 300) -> int:
+        """Distinct visitors seen in the last `window_s` seconds."""
+        recent = TimeRange(int(now) - window_s, int(now) + 1, window_s)
+        return (await self.kpis(site_id, recent)).visitors
+
+    async def latest_event_time(self, site_id: int) -> float | None:
+        latest = [await call(store.latest_event_time, site_id) for store in self._queryable()]
+        return max((t for t in latest if t is not None), default=None)
+
+    def _queryable(self) -> list[Store]:
+        return [store for store in self.stores if store.role != "sink"]

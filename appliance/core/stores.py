@@ -82,6 +82,16 @@ class Store(Protocol):
         """BreakdownRows grouped by `prop` (see appliance.core.filters), by visitors desc."""
         ...
 
+    def event_properties(
+        self, site_id: int, start: int, end: int, event: str, limit: int, filters: tuple
+    ) -> Any:
+        """BreakdownRows of "key: value" props of the custom event `event`, by visitors desc."""
+        ...
+
+    def latest_event_time(self, site_id: int) -> Any:
+        """Time of the site's newest stored event (the dashboard refreshes when it moves)."""
+        ...
+
 
 async def call(method: Callable[..., Any], *args: Any) -> Any:
     """Await an async store method, or run a sync one off the event loop."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -55,13 +56,17 @@ async def create_site(request: Request, raw_domain: str, owner_id: int) -> Site:
 async def delete_domain(request: Request) -> Response:
     user = await api_user(request)
     membership = await site_access(request, user, request.path_params["domain"], MANAGE_ROLES)
-    appliance = appliance_of(request)
-    await call(appliance.accounts.delete_site, membership.site.id)
+    await remove_site(appliance_of(request), membership.site.id)
+    return Response(status_code=204)
+
+
+async def remove_site(appliance: Any, site_id: int) -> None:
+    """Forget the site and every store's data of it; ingest refuses it at once."""
+    await call(appliance.accounts.delete_site, site_id)
     for store in appliance.stores:
         if hasattr(store, "delete_site"):
-            await call(store.delete_site, membership.site.id)
+            await call(store.delete_site, site_id)
     await appliance.sites.refresh()
-    return Response(status_code=204)
 
 
 routes = [

@@ -9,7 +9,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from appliance.core.periods import PeriodError, parse_range
 from appliance.core.stores import call
 from appliance.resources import resource_path
 from appliance.web.access import ApiDenied
@@ -33,13 +32,22 @@ def render(request: Request, template: str, context: dict[str, Any], status: int
     )
 
 
-async def _login_redirect(request: Request) -> RedirectResponse:
+def error_page(request: Request, status: int, title: str, message: str) -> Response:
+    return render(request, "error.html", {"title": title, "message": message}, status=status)
+
+
+async def login_redirect(request: Request) -> RedirectResponse:
     users = await call(appliance_of(request).accounts.count_users)
     return RedirectResponse(NEEDS_SETUP if users == 0 else "/login", status_code=303)
 
 
 async def home(request: Request) -> Response:
-    return RedirectResponse("/dashboard", status_code=303)
+    """The landing page for visitors; people who are logged in go to their sites."""
+    if await current_user(request):
+        return RedirectResponse("/dashboard", status_code=303)
+    if await call(appliance_of(request).accounts.count_users) == 0:
+        return RedirectResponse(NEEDS_SETUP, status_code=303)
+    return render(request, "landing.html", {})
 
 
 async def login_page(request: Request) -> Response:
@@ -71,22 +79,18 @@ def snippet(request: Request, domain: str) -> str:
 async def dashboard(request: Request, error: str = "", status: int = 200) -> Response:
     user = await current_user(request)
     if user is None:
-        return await _login_redirect(request)
+        return await login_redirect(request)
     appliance = appliance_of(request)
     memberships = await call(appliance.accounts.memberships, user.id)
     sites = [{"membership": m, "snippet": snippet(request, m.site.domain)} for m in memberships]
-    return render(
-        request,
-        "dashboard.html",
-        {"user": user, "sites": sites, "panels": appliance.panels, "error": error},
-        status=status,
-    )
+    context = {"user": user, "sites": sites, "error": error}
+    return render(request, "dashboard.html", context, status=status)
 
 
 async def add_site(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
-        return await _login_redirect(request)
+        return await login_redirect(request)
     form = await request.form()
     if not csrf_valid(request, str(form.get(CSRF_FIELD, ""))):
         return Response("Invalid or missing CSRF token.", status_code=403)
@@ -95,23 +99,6 @@ async def add_site(request: Request) -> Response:
     except ApiDenied as denied:
         return await dashboard(request, error=denied.message, status=denied.status)
     return RedirectResponse("/dashboard", status_code=303)
-
-
-async def panel_fragment(request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return Response("Log in again.", status_code=401)
-    appliance = appliance_of(request)
-    panel = next((p for p in appliance.panels if p.id == request.path_params["panel"]), None)
-    membership = await call(appliance.accounts.membership, user.id, request.path_params["domain"])
-    if panel is None or membership is None:
-        return Response("Not found.", status_code=404)
-    try:
-        time_range = parse_range(request.query_params.get("period", "today"))
-    except PeriodError as error:
-        return Response(str(error), status_code=400)
-    context = await panel.data(appliance, membership.site, time_range)
-    return render(request, panel.template, {"panel": panel, "site": membership.site} | context)
 
 
 async def health(request: Request) -> JSONResponse:
@@ -158,7 +145,6 @@ routes = [
     Route("/logout", logout, methods=["POST"]),
     Route("/dashboard", dashboard, methods=["GET"]),
     Route("/dashboard/sites", add_site, methods=["POST"]),
-    Route("/dashboard/{domain}/panels/{panel}", panel_fragment),
     Route("/healthz", health),
     Route("/tracker.js", tracker_js),
 ]

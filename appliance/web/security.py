@@ -121,6 +121,10 @@ _SECURITY_HEADERS = {
 }
 
 
+# What visitors' browsers load from tracked sites: no cookie may ever be set there.
+TRACKING_PATHS = frozenset({"/api/events", "/tracker.js", "/api/pixel.gif"})
+
+
 class BrowserSecurityMiddleware:
     """Security headers on every page, and a CSRF nonce cookie for browsers without one.
 
@@ -132,7 +136,7 @@ class BrowserSecurityMiddleware:
         self.secure_cookies = secure_cookies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == "/api/events":
+        if scope["type"] != "http" or scope["path"] in TRACKING_PATHS:
             await self.app(scope, receive, send)
             return
         new_nonce = None

@@ -99,6 +99,10 @@ class SqliteAccountStore:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM sites WHERE id = ?", (site_id,))
 
+    def set_site_timezone(self, site_id: int, timezone: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE sites SET timezone = ? WHERE id = ?", (timezone, site_id))
+
     def all_sites(self) -> list[Site]:
         with self.db.locked() as conn:
             rows = conn.execute("SELECT * FROM sites WHERE enabled = 1").fetchall()

@@ -160,3 +160,13 @@ class SqliteAnalyticsStore:
     ) -> list[BreakdownRow]:
         with self.reader.locked() as conn:
             return queries.breakdown(conn, site_id, start, end, prop, limit, filters)
+
+    def event_properties(
+        self, site_id: int, start: int, end: int, event: str, limit: int, filters: tuple = ()
+    ) -> list[BreakdownRow]:
+        with self.reader.locked() as conn:
+            return queries.event_properties(conn, site_id, start, end, event, limit, filters)
+
+    def latest_event_time(self, site_id: int) -> float | None:
+        with self.reader.locked() as conn:
+            return queries.latest_event_time(conn, site_id)

@@ -35,7 +35,8 @@ UNKNOWN = "Unknown"
 
 _VISITS = f"""
 WITH ranged AS (
-    SELECT session_id, ts, name, path, visitor_id, referrer_source, referrer, utm_source,
+    SELECT rowid AS rid, session_id, ts, name, path, visitor_id, referrer_source, referrer,
+           utm_source,
            utm_medium, utm_campaign, utm_term, utm_content, country, browser, os, device,
            screen_width, LAG(ts) OVER (PARTITION BY session_id ORDER BY ts) AS prev_ts
     FROM events WHERE site_id = :site AND ts >= :start AND ts < :end
@@ -185,3 +186,24 @@ def breakdown(
         BreakdownRow(row[0] or UNKNOWN, visitors=row[1], pageviews=row[2], events=row[3])
         for row in rows
     ]
+
+
+def event_properties(
+    conn: sqlite3.Connection, site: int, start: int, end: int, event: str, limit: int,
+    filters: tuple,
+) -> list[BreakdownRow]:  # fmt: skip
+    rows = _run(
+        conn, site, start, end, filters,
+        "SELECT prop.key || ': ' || prop.value AS pair,"
+        " count(DISTINCT tagged.visitor_id) AS people,"
+        " count(*) AS n FROM tagged JOIN events ON events.rowid = tagged.rid,"
+        " json_each(events.props) AS prop"
+        f" WHERE tagged.name = :event{_in_segment(filters)}"
+        " GROUP BY pair ORDER BY people DESC, n DESC, pair LIMIT :limit",
+        event=event, limit=limit,
+    )  # fmt: skip
+    return [BreakdownRow(row[0], visitors=row[1], pageviews=0, events=row[2]) for row in rows]
+
+
+def latest_event_time(conn: sqlite3.Connection, site: int) -> float | None:
+    return conn.execute("SELECT max(ts) FROM events WHERE site_id = ?", (site,)).fetchone()[0]
