@@ -15,6 +15,9 @@ from starlette.testclient import TestClient
 from appliance.app import create_app
 from appliance.core.runtime import Appliance
 
+# Shared fixtures kept in their own modules (the `chromium` browser, ...).
+pytest_plugins = ["tests.browser"]
+
 PASSWORD = "correct horse battery staple"
 # The bot filter drops test clients' own user agents ("testclient", "python-httpx/...").
 BROWSER_UA = (

@@ -10,7 +10,6 @@ stats API does not answer (event name, props, referrer, viewport, session id).
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,32 +19,15 @@ from typing import TYPE_CHECKING, Any
 import httpx2 as httpx
 import pytest
 
+from tests.browser import desktop_user_agent
 from tests.conftest import PASSWORD, wait_for
 from tests.servers import PageServer, Server, cli, free_port, server_env
-
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # the test extra not installed: skipped, or a failure in CI
-    sync_playwright = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Request
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Every *.test host is this machine; nothing else is mapped.
-    "--host-resolver-rules=MAP *.test 127.0.0.1",
-]
 FIXTURES = Path(__file__).parent / "fixtures" / "tracker"
 VIEWPORT = {"width": 1024, "height": 700}
 SETTLE_S = 5.0
@@ -73,28 +55,6 @@ ODD_CALLS = """() => {
     }
   });
 }"""
-
-
-def browser_missing() -> str | None:
-    if not CHROMIUM.exists():
-        return f"Chromium is not installed at {CHROMIUM}: run `bash tracker/install-browser.sh`"
-    if sync_playwright is None:
-        return "playwright is not installed: run `make install`"
-    return None
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    reason = browser_missing()
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason} (CI=true: the browser tests must run)")
-        pytest.skip(reason)
-    assert sync_playwright is not None
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 # --- the appliance and what it stored -------------------------------------------------
@@ -194,11 +154,7 @@ class Tab:
 @pytest.fixture
 def open_tab(chromium: Browser) -> Iterator[Callable[..., Tab]]:
     contexts: list[BrowserContext] = []
-    # Chromium's own headless user agent says HeadlessChrome, which the bot filter drops.
-    user_agent = (
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
-        f" Chrome/{chromium.version} Safari/537.36"
-    )
+    user_agent = desktop_user_agent(chromium)
 
     def open_tab(*init_scripts: str, javascript: bool = True) -> Tab:
         context = chromium.new_context(

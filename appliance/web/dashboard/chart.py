@@ -13,7 +13,7 @@ from appliance.core.aggregation import DAY, HOUR
 from appliance.core.stores import SeriesPoint
 
 WIDTH, HEIGHT = 1000, 220
-LEFT, BOTTOM, TOP = 44, 24, 10
+LEFT, BOTTOM, TOP = 30, 4, 10
 X_LABELS = 6
 
 
@@ -44,7 +44,7 @@ def _label(ts: int, interval: int, tz: ZoneInfo) -> str:
     if interval >= DAY:
         return moment.strftime("%a %-d %b")
     if interval >= HOUR:
-        return moment.strftime("%a %H:00")
+        return moment.strftime("%H:00")
     return moment.strftime("%H:%M")
 
 
@@ -78,7 +78,7 @@ def build_chart(points: list[SeriesPoint], interval: int, tz_name: str) -> Chart
             )
         )
         line.append(f"{x + slot / 2:.1f},{baseline - point.visitors / y_max * plot_height:.1f}")
-    step = max(len(points) // X_LABELS, 1)
+    step = max(-(-len(points) // X_LABELS), 1)  # ceiling division: at most X_LABELS labels
     x_labels = [
         (round(LEFT + i * slot + slot / 2, 1), _label(points[i].t, interval, tz))
         for i in range(0, len(points), step)
@@ -87,7 +87,8 @@ def build_chart(points: list[SeriesPoint], interval: int, tz_name: str) -> Chart
     peak = max(points, key=lambda p: p.visitors, default=None)
     summary = f"{total_views} pageviews in {len(points)} intervals"
     if peak and peak.visitors:
-        summary += f"; most visitors ({peak.visitors}) at {_label(peak.t, interval, tz)}"
+        moment = datetime.fromtimestamp(peak.t, tz).strftime("%a %-d %b %H:%M")
+        summary += f"; most visitors ({peak.visitors}) at {moment}"
     return Chart(
         width=WIDTH,
         height=HEIGHT,
