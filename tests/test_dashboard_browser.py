@@ -101,7 +101,9 @@ def test_setup_live_visit_filter_and_screenshots(
     shots.mkdir()
     dashboard.screenshot(path=str(shots / "dashboard-1440.png"), full_page=True)
     phone = chromium.new_context(
-        viewport={"width": 375, "height": 812}, user_agent=agent, storage_state=admin.storage_state()
+        viewport={"width": 375, "height": 812},
+        user_agent=agent,
+        storage_state=admin.storage_state(),
     )
     small = phone.new_page()
     errors += watch_errors(small)
