@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from appliance.core.enrich import EnrichContext, Enricher
 from appliance.core.event import Event, IncomingEvent, decode_events, make_decoder
+from appliance.core.ratelimit import RateLimited, TokenBuckets
 from appliance.core.sites import SiteCache
 from appliance.core.transport import Transport
 
@@ -28,6 +29,7 @@ class IngestStats:
     filtered: int = 0
     rejected: int = 0
     overloaded: int = 0
+    rate_limited: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +45,12 @@ class IngestPipeline:
         enrichers: Sequence[Enricher],
         transport: Transport,
         max_batch_events: int,
+        per_ip: TokenBuckets | None = None,
+        per_site: TokenBuckets | None = None,
     ) -> None:
         self.sites = sites
+        self.per_ip = per_ip
+        self.per_site = per_site
         self.enrichers = sorted(enrichers, key=lambda enricher: enricher.order)
         self.transport = transport
         self.decoder = make_decoder(max_batch_events)
@@ -53,9 +59,11 @@ class IngestPipeline:
     def accept(self, body: bytes, client_ip: str, user_agent: str) -> IngestResult:
         """Validate the whole body first: a request is taken entirely or not at all.
 
-        Raises EventDecodeError or UnknownDomain (nothing published), or TransportFull.
+        Raises EventDecodeError, UnknownDomain or RateLimited (nothing published), or
+        TransportFull.
         """
         incoming = decode_events(self.decoder, body)
+        self._limit(self.per_ip, client_ip, len(incoming), "address")
         now = time.time()
         events = []
         filtered = 0
@@ -63,6 +71,7 @@ class IngestPipeline:
             site = self.sites.lookup(item.domain)
             if site is None:
                 raise UnknownDomain(item.domain)
+            self._limit(self.per_site, site.id, 1, "site")
             context = EnrichContext(item, client_ip, user_agent, site.domain)
             event = self._enrich(_new_event(item, site.id, now), context)
             if event is None:
@@ -74,6 +83,14 @@ class IngestPipeline:
         self.stats.accepted += len(events)
         self.stats.filtered += filtered
         return IngestResult(accepted=len(events), filtered=filtered)
+
+    def _limit(self, buckets: TokenBuckets | None, key: object, cost: int, scope: str) -> None:
+        if buckets is None or not buckets.enabled:
+            return
+        wait = buckets.take(key, cost)
+        if wait:
+            self.stats.rate_limited += 1
+            raise RateLimited(scope, retry_after_s=max(1, round(wait + 0.5)))
 
     def _enrich(self, event: Event, context: EnrichContext) -> Event | None:
         for enricher in self.enrichers:

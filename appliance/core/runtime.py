@@ -15,6 +15,7 @@ from appliance.core.panels import Panel
 from appliance.core.plugins import await_me_maybe, build_plugin_manager, flatten
 from appliance.core.processor import Processor
 from appliance.core.query import QueryLayer
+from appliance.core.ratelimit import TokenBuckets
 from appliance.core.settings import (
     SettingsError,
     apply_defaults,
@@ -64,8 +65,14 @@ class Appliance:
             flatten(hook.register_panels(appliance=self)), key=lambda p: p.order
         )
         self.sites = SiteCache(self.accounts)
+        limits = settings.ingest
         self.ingest = IngestPipeline(
-            self.sites, self.enrichers, self.transport, settings.ingest.max_batch_events
+            self.sites,
+            self.enrichers,
+            self.transport,
+            limits.max_batch_events,
+            per_ip=TokenBuckets(limits.rate_limit_per_ip, limits.burst_per_ip),
+            per_site=TokenBuckets(limits.rate_limit_per_site, limits.burst_per_site),
         )
         self.query = QueryLayer(self.stores)
         self.processor = Processor(

@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from appliance.core.event import EventDecodeError
 from appliance.core.ingest import UnknownDomain
+from appliance.core.ratelimit import RateLimited
 from appliance.core.transport import TransportFull
 from appliance.web.errors import json_error
 from appliance.web.security import appliance_of, client_ip
@@ -80,6 +81,8 @@ async def post_events(request: Request) -> Response:
     except UnknownDomain as error:
         ingest.stats.rejected += 1
         return json_error(404, str(error), headers)
+    except RateLimited as error:
+        return json_error(429, str(error), headers | {"retry-after": str(error.retry_after_s)})
     except TransportFull as error:
         ingest.stats.overloaded += 1
         return json_error(

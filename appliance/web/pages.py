@@ -113,6 +113,7 @@ async def health(request: Request) -> JSONResponse:
                 "filtered": appliance.ingest.stats.filtered,
                 "rejected": appliance.ingest.stats.rejected,
                 "overloaded": appliance.ingest.stats.overloaded,
+                "rate_limited": appliance.ingest.stats.rate_limited,
             },
             "processor": {
                 "flushes": appliance.processor.stats.flushes,
