@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from appliance.core.accounts import Membership, normalize_domain
 from appliance.core.filters import FilterError, check_property
+from appliance.core.panels import PanelView
 from appliance.core.stores import call
 from appliance.web.access import MANAGE_ROLES
 from appliance.web.dashboard.state import BadDashboardState, DashboardState
@@ -52,11 +53,17 @@ def _state(request: Request, membership: Membership) -> DashboardState:
     return DashboardState.from_request(request, membership.site.domain)
 
 
+async def _dashboard(request: Request) -> tuple[Membership, DashboardState, PanelView]:
+    """The membership, URL state and panel view of a dashboard request (or PageDenied,
+    BadDashboardState)."""
+    membership = await _membership(request)
+    state = _state(request, membership)
+    return membership, state, state.view(appliance_of(request), membership)
+
+
 async def site_page(request: Request) -> Response:
     try:
-        membership = await _membership(request)
-        state = _state(request, membership)
-        view = state.view(appliance_of(request), membership)
+        membership, state, view = await _dashboard(request)
     except PageDenied as denied:
         return denied.response
     except BadDashboardState as bad:
@@ -84,9 +91,7 @@ async def site_page(request: Request) -> Response:
 
 async def panel_fragment(request: Request) -> Response:
     try:
-        membership = await _membership(request)
-        state = _state(request, membership)
-        view = state.view(appliance_of(request), membership)
+        _, state, view = await _dashboard(request)
     except PageDenied as denied:
         return denied.response
     except BadDashboardState as bad:
@@ -132,9 +137,7 @@ async def live_counter(request: Request) -> Response:
 
 async def export_csv(request: Request) -> Response:
     try:
-        membership = await _membership(request)
-        state = _state(request, membership)
-        view = state.view(appliance_of(request), membership)
+        membership, state, view = await _dashboard(request)
         prop = check_property(request.query_params.get("property", ""))
     except PageDenied as denied:
         return denied.response
