@@ -51,6 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from appliance.app import create_app
+    from appliance.web.protocol import request_timeout_protocol
 
     appliance = Appliance.create()
     settings = appliance.settings
@@ -63,6 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         port=args.port or settings.port,
         log_level=settings.log_level,
         proxy_headers=False,  # X-Forwarded-For is honoured only from INGEST.TRUSTED_PROXIES
+        http=request_timeout_protocol(settings.request_timeout_s),
         server_header=False,
         timeout_graceful_shutdown=10,
     )

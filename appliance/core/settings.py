@@ -113,6 +113,7 @@ def core_problems(settings: Dynaconf) -> list[str]:
         require(settings, "host"),
         require(settings, "port", is_int(1, 65535)),
         require(settings, "log_level", one_of(("critical", "error", "warning", "info", "debug"))),
+        require(settings, "request_timeout_s", is_int(1, 300)),
         require(settings, "transport"),
         require(settings, "stores", is_list),
         require(settings, "account_store"),
