@@ -11,9 +11,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall only when the package metadata changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+EXAMPLES := examples/appliance-webhook-sink examples/appliance-weekday-panel
+
+# Reinstall only when the package metadata changes. The example plugins are installed too:
+# the suite checks that third-party plugins are discovered and work.
+$(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES)) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(addprefix -e ,$(EXAMPLES))
 	touch $@
 
 install: $(VENV)/.installed
@@ -23,10 +26,10 @@ run: install
 	$(BIN)/appliance serve --host $(HOST) --port $(PORT)
 
 ## Install everything the suite needs, start its services, run the whole suite
-test: install
-	bash tracker/install-browser.sh
-	$(BIN)/ruff check appliance plugins tests bench
+test: install services
+	$(BIN)/ruff check appliance plugins tests bench examples
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -p no:cacheprovider $(EXAMPLES)
 
 ## Start PostgreSQL, Redis, Kafka (KRaft) on loopback and install Chromium (idempotent)
 services:

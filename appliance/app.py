@@ -15,13 +15,23 @@ from starlette.staticfiles import StaticFiles
 
 from appliance.core.plugins import flatten
 from appliance.core.runtime import Appliance
+from appliance.core.stores import StoreUnavailable
 from appliance.resources import resource_path
-from appliance.web import dashboard, domains, ingest, pages, pixel, stats
+from appliance.web import dashboard, domains, ingest, invitations, members, pages, pixel, stats
 from appliance.web.access import ApiDenied
 from appliance.web.errors import json_error
 from appliance.web.pages import error_page
 from appliance.web.security import BrowserSecurityMiddleware
 from appliance.web.templating import build_templates
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """A database that is away: say so (503, retry soon) instead of a stack trace."""
+    if request.url.path.startswith("/api/"):
+        return json_error(503, str(exc), headers={"Retry-After": "5"})
+    response = error_page(request, 503, "Data temporarily unavailable", str(exc))
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 async def _api_denied(request: Request, exc: Exception) -> Response:
@@ -69,11 +79,18 @@ def create_app(appliance: Appliance | None = None, *, process: bool | None = Non
             *domains.routes,
             *plugin_routes,
             *dashboard.routes,
+            *members.routes,
+            *invitations.routes,
             *pages.routes,
             Mount("/static", static, name="static"),
         ],
         lifespan=lifespan,
-        exception_handlers={ApiDenied: _api_denied, HTTPException: _http_error, 500: _http_error},
+        exception_handlers={
+            ApiDenied: _api_denied,
+            StoreUnavailable: _store_unavailable,
+            HTTPException: _http_error,
+            500: _http_error,
+        },
     )
     settings = appliance.settings
     app.add_middleware(BrowserSecurityMiddleware, secure_cookies=settings.auth.secure_cookies)

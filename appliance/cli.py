@@ -8,6 +8,7 @@ import getpass
 import logging
 import signal
 import sys
+import traceback
 from collections.abc import Awaitable, Callable
 
 from appliance import __version__
@@ -20,9 +21,12 @@ from appliance.core.accounts import (
     normalize_email,
     token_digest,
 )
+from appliance.core.invitations import invitation_url, invite
+from appliance.core.plugin_errors import PluginError
 from appliance.core.runtime import Appliance
 from appliance.core.settings import SettingsError
 from appliance.core.stores import call
+from appliance.core.transport import TransportUnavailable
 
 
 class CliError(Exception):
@@ -77,18 +81,27 @@ def cmd_process(args: argparse.Namespace) -> None:
             "TRANSPORT: the memory transport lives inside `appliance serve`; "
             "`appliance process` needs a shared transport such as kafka"
         )
-    logging.basicConfig(level=appliance.settings.log_level.upper())
+    logging.basicConfig(
+        level=appliance.settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
 
     async def body() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await appliance.start(serve=False, process=True)
+        try:
+            await appliance.start(serve=False, process=True)
+        except TransportUnavailable:
+            await appliance.stop()
+            raise
         await stop.wait()
         await appliance.stop()
 
-    asyncio.run(body())
+    try:
+        asyncio.run(body())
+    except TransportUnavailable as error:
+        raise CliError(str(error)) from None
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -146,11 +159,25 @@ async def cmd_token_create(appliance: Appliance, args: argparse.Namespace) -> No
     print(token)
 
 
+@_with_accounts
+async def cmd_invite(appliance: Appliance, args: argparse.Namespace) -> None:
+    domain = normalize_domain(args.site)
+    sites = await call(appliance.accounts.all_sites)
+    site = next((site for site in sites if site.domain == domain), None)
+    if site is None:
+        raise CliError(f"site: no site {domain!r} (add one with `appliance site add`)")
+    invitation, token = await invite(appliance.accounts, site.id, args.email, args.role, None)
+    settings = appliance.settings
+    base = settings.get("public_url") or f"http://{settings.host}:{settings.port}"
+    print(f"invited {invitation.email} to {site.domain} as {invitation.role}; send them this")
+    print("link (it works once, for 7 days; set public_url if this address is wrong):")
+    print(invitation_url(base, token))
+
+
 def cmd_plugins(args: argparse.Namespace) -> None:
-    appliance = Appliance.create()
-    width = max(len(plugin.name) for plugin in appliance.plugins)
-    for plugin in appliance.plugins:
-        print(f"{plugin.name:<{width}}  {plugin.module:<32}  {plugin.source}")
+    from appliance.core.plugin_report import format_rows, plugin_rows
+
+    print(format_rows(plugin_rows(Appliance.create())))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     token_create.add_argument("email")
     token_create.add_argument("--name", default="cli")
     token_create.set_defaults(run=cmd_token_create)
+
+    invite_cmd = commands.add_parser("invite", help="invite an email to a site; prints a link")
+    invite_cmd.add_argument("email")
+    invite_cmd.add_argument("--site", required=True, help="the site's domain")
+    invite_cmd.add_argument("--role", choices=("viewer", "admin"), default="viewer")
+    invite_cmd.set_defaults(run=cmd_invite)
     return parser
 
 
@@ -205,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"appliance: setting {error}", file=sys.stderr)
         return 2
     except (CliError, AccountError) as error:
+        print(f"appliance: {error}", file=sys.stderr)
+        return 1
+    except PluginError as error:
+        traceback.print_exception(error.__cause__ or error, file=sys.stderr)
         print(f"appliance: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -16,6 +16,8 @@ PROTECTED_PAGES = [
     "/sites/example.com/live",
     "/sites/example.com/export.csv?property=page",
     "/sites/example.com/settings",
+    "/sites/example.com/members",
+    "/account/two-factor",
 ]
 PROTECTED_API = [
     ("GET", "/api/analytics/kpis?domain=example.com"),
@@ -75,7 +77,17 @@ def test_no_protected_route_answers_anonymously(client: TestClient) -> None:
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 303, path
         assert response.headers["location"] in ("/login", "/setup"), path
-    for path in ("/sites/example.com/settings/timezone", "/sites/example.com/delete"):
+    for path in (
+        "/sites/example.com/settings/timezone",
+        "/sites/example.com/delete",
+        "/sites/example.com/members/invite",
+        "/sites/example.com/members/1/role",
+        "/sites/example.com/members/1/remove",
+        "/sites/example.com/invitations/1/revoke",
+        "/account/two-factor/start",
+        "/account/two-factor/confirm",
+        "/account/two-factor/disable",
+    ):
         assert client.post(path, follow_redirects=False).status_code == 303, path
 
 
@@ -99,6 +111,13 @@ def test_every_route_is_classified() -> None:
         "/setup",
         "/healthz",
         "/tracker.js",
+        # The steps of a login (each checks its own single-use token) and invitation links
+        # (the token in the path is the credential; accepting one needs a login).
+        "/login/two-factor",
+        "/login/two-factor/enrol",
+        "/invitations/{token}",
+        "/invitations/{token}/password",
+        "/invitations/{token}/accept",
     }
     protected = {
         "/api/analytics/kpis", "/api/analytics/timeseries", "/api/analytics/top-pages",
@@ -107,6 +126,11 @@ def test_every_route_is_classified() -> None:
         "/sites/{domain}", "/sites/{domain}/panels/{panel}", "/sites/{domain}/live",
         "/sites/{domain}/export.csv", "/sites/{domain}/settings",
         "/sites/{domain}/settings/timezone", "/sites/{domain}/delete",
+        "/sites/{domain}/members", "/sites/{domain}/members/invite",
+        "/sites/{domain}/members/{user_id}/role", "/sites/{domain}/members/{user_id}/remove",
+        "/sites/{domain}/invitations/{invitation_id}/revoke",
+        "/account/two-factor", "/account/two-factor/start", "/account/two-factor/confirm",
+        "/account/two-factor/disable",
     }  # fmt: skip
     assert paths == public | protected
 

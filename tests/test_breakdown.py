@@ -25,17 +25,15 @@ def ev(n: int, minutes: float, path: str, session: str, visitor: str, **fields: 
     )  # fmt: skip
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SqliteAnalyticsStore:
-    opened = SqliteAnalyticsStore(tmp_path / "analytics.db")
-    opened.open()
+def scenario_events() -> list[Event]:
+    """Three visits of two visitors (the Postgres store's tests replay them too)."""
     google = {
         "referrer_source": "Google",
         "browser": "Firefox",
         "country": "DE",
         "screen_width": 1920,
     }
-    events = [
+    return [
         # Visit 1 (s1): Google, Firefox, DE: / -> /pricing -> Signup, 10 minutes long.
         ev(0, 0, "/", "s1", "v1", **google),
         ev(1, 5, "/pricing", "s1", "v1", referrer_source="Direct / None", browser="Firefox"),
@@ -65,6 +63,13 @@ def store(tmp_path: Path) -> SqliteAnalyticsStore:
         ),
         ev(5, 21, "/", "s2", "v2", browser="Safari"),
     ]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteAnalyticsStore:
+    opened = SqliteAnalyticsStore(tmp_path / "analytics.db")
+    opened.open()
+    events = scenario_events()
     opened.write_batch(aggregate(events, [Position("t", "0", 0, len(events) - 1)]))
     yield opened
     opened.close()

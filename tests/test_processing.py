@@ -11,7 +11,7 @@ import pytest
 from appliance.core.aggregation import HOUR, MINUTE, Batch, aggregate
 from appliance.core.event import Event
 from appliance.core.processor import Processor
-from appliance.core.transport import Position
+from appliance.core.transport import Offset, Position
 from plugins.enrich_visitor_id.visitor import SaltRing, utc_day, visitor_id
 from plugins.store_sqlite.accounts import SqliteAccountStore
 from plugins.store_sqlite.analytics import SqliteAnalyticsStore
@@ -64,9 +64,9 @@ def store(tmp_path: Path) -> SqliteAnalyticsStore:
 
 def batch_of(count: int, first_offset: int, partition: str = "p") -> Batch:
     events = [make_event(first_offset + i) for i in range(count)]
-    return aggregate(
-        events, [Position("memory", partition, first_offset, first_offset + count - 1)]
-    )
+    offsets = [Offset("memory", partition, first_offset + i) for i in range(count)]
+    last = first_offset + count - 1
+    return aggregate(events, [Position("memory", partition, first_offset, last)], offsets)
 
 
 def test_store_applies_a_redelivered_batch_once(store: SqliteAnalyticsStore) -> None:
@@ -80,10 +80,44 @@ def test_store_applies_a_redelivered_batch_once(store: SqliteAnalyticsStore) -> 
         assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 15
 
 
-def test_store_refuses_a_partially_applied_range(store: SqliteAnalyticsStore) -> None:
+def test_store_applies_a_partially_applied_range_once(store: SqliteAnalyticsStore) -> None:
+    # A redelivery cut on other boundaries: offsets 5..9 are held, 10..14 are new.
     store.write_batch(batch_of(10, 0))
-    with pytest.raises(RuntimeError, match="partial redelivery"):
-        store.write_batch(batch_of(10, 5))
+    assert store.write_batch(batch_of(10, 5)) is True
+    assert store.write_batch(batch_of(3, 12)) is False
+    assert store.kpis(1, int(T0), int(T0) + 60).pageviews == 15
+    with store.reader.locked() as conn:
+        ids = [row[0] for row in conn.execute("SELECT event_id FROM events")]
+    assert sorted(ids) == sorted(f"e{i}" for i in range(15))
+    assert store.applied_positions("memory") == {"p": 14}
+
+
+def test_each_store_gets_only_what_it_lacks(tmp_path: Path) -> None:
+    """Two stores that applied different parts of a range: each ends with it exactly once."""
+    ahead = SqliteAnalyticsStore(tmp_path / "ahead.db")
+    behind = SqliteAnalyticsStore(tmp_path / "behind.db")
+    for opened in (ahead, behind):
+        opened.open()
+
+    async def scenario() -> Processor:
+        transport = MemoryTransport(capacity=100)
+        ahead.write_batch(batch_of(7, 0, partition=transport.partition))  # as if before a crash
+        processor = Processor(transport, [ahead, behind], flush_interval_s=0.01, max_batch_events=4)
+        await processor.subscribe()
+        task = asyncio.create_task(processor.run())
+        transport.publish([make_event(i) for i in range(10)])
+        await transport.stop()
+        processor.stop()
+        await asyncio.wait_for(task, 10)
+        return processor
+
+    processor = asyncio.run(scenario())
+    assert processor.stats.already_held == 7  # 0..6 were not sent to `ahead` again
+    for opened in (ahead, behind):
+        assert opened.kpis(1, int(T0), int(T0) + 60).pageviews == 10
+        with opened.reader.locked() as conn:
+            assert conn.execute("SELECT count(DISTINCT event_id) FROM events").fetchone()[0] == 10
+        opened.close()
 
 
 class FlakyStore:

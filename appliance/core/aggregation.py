@@ -1,7 +1,8 @@
 """Fold a delivery of events into per-site, per-path minute and hour rollups.
 
 The result, a Batch, is what every store receives on a flush: the raw events, the rollups
-and the transport positions the batch covers (so a store can apply it exactly once).
+and the transport positions the batch covers, with each event's offset (so a store can apply
+it exactly once, even when part of it was applied before).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from appliance.core.event import Event
-from appliance.core.transport import Position
+from appliance.core.transport import Applied, Offset, Position, unapplied_part
 
 MINUTE = 60
 HOUR = 3600
@@ -38,17 +39,24 @@ class Batch:
     minute: dict[RollupKey, Counters]
     hour: dict[RollupKey, Counters]
     custom_events: dict[EventKey, int]
+    offsets: list[Offset] = field(default_factory=list)  # offsets[i]: where events[i] came from
 
     @property
     def empty(self) -> bool:
         return not self.events
+
+    def unapplied(self, applied: Applied) -> Batch:
+        """The batch re-folded from only the events past `applied` (a store's safety net)."""
+        return aggregate(*unapplied_part(self.events, self.positions, self.offsets, applied))
 
 
 def bucket_start(ts: float, width: int) -> int:
     return int(ts // width) * width
 
 
-def aggregate(events: list[Event], positions: list[Position]) -> Batch:
+def aggregate(
+    events: list[Event], positions: list[Position], offsets: list[Offset] | None = None
+) -> Batch:
     minute: dict[RollupKey, Counters] = defaultdict(Counters)
     hour: dict[RollupKey, Counters] = defaultdict(Counters)
     custom: dict[EventKey, int] = defaultdict(int)
@@ -63,4 +71,4 @@ def aggregate(events: list[Event], positions: list[Position]) -> Batch:
             counters.sessions.add(event.session_id)
         if not event.is_pageview:
             custom[(event.site_id, bucket_start(event.ts, HOUR), event.name)] += 1
-    return Batch(events, positions, dict(minute), dict(hour), dict(custom))
+    return Batch(events, positions, dict(minute), dict(hour), dict(custom), offsets or [])

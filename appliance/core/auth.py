@@ -14,3 +14,7 @@ class AuthProvider:
     login_template: str
     order: int = 100
     routes: list[Any] = field(default_factory=list)
+    # Template rendered on an invitation's page to create the invitee's account with this
+    # provider (a sign-up form or the same button), or None to offer no sign-up there. It
+    # gets `invitation` (the Invitation) and `invitation_token` (the link's token).
+    signup_template: str | None = None

@@ -15,7 +15,7 @@ from appliance.core.enrich import EnrichContext, Enricher
 from appliance.core.event import Event, IncomingEvent, decode_events, make_decoder
 from appliance.core.ratelimit import RateLimited, TokenBuckets
 from appliance.core.sites import SiteCache
-from appliance.core.transport import Transport
+from appliance.core.transport import Transport, TransportUnavailable
 
 
 class UnknownDomain(LookupError):
@@ -56,11 +56,12 @@ class IngestPipeline:
         self.decoder = make_decoder(max_batch_events)
         self.stats = IngestStats()
 
-    def accept(self, body: bytes, client_ip: str, user_agent: str) -> IngestResult:
+    async def accept(self, body: bytes, client_ip: str, user_agent: str) -> IngestResult:
         """Validate the whole body first: a request is taken entirely or not at all.
 
         Raises EventDecodeError, UnknownDomain or RateLimited (nothing published), or
-        TransportFull.
+        TransportFull / TransportUnavailable (the transport did not take the events). Returns
+        only once the transport holds the events durably.
         """
         incoming = decode_events(self.decoder, body)
         self._limit(self.per_ip, client_ip, len(incoming), "address")
@@ -79,7 +80,10 @@ class IngestPipeline:
             else:
                 events.append(event)
         if events:
-            self.transport.publish(events)
+            acknowledgement = self.transport.publish(events)
+            if acknowledgement is not None and (problem := await acknowledgement):
+                self.stats.overloaded += 1
+                raise TransportUnavailable(f"transport: the events were not taken ({problem})")
         self.stats.accepted += len(events)
         self.stats.filtered += filtered
         return IngestResult(accepted=len(events), filtered=filtered)

@@ -19,8 +19,13 @@ ENTRY_POINT_GROUP = "appliance"
 # Built-ins use exactly the hooks an outside plugin would; settings may block any of them.
 BUILTIN_PLUGINS = (
     "plugins.store_sqlite",
+    "plugins.store_redis",
+    "plugins.store_postgres",
     "plugins.transport_memory",
+    "plugins.transport_kafka",
     "plugins.auth_local",
+    "plugins.auth_github",
+    "plugins.auth_google",
     "plugins.enrich_bots",
     "plugins.enrich_user_agent",
     "plugins.enrich_country",

@@ -2,8 +2,12 @@
 
 A flush happens as soon as events arrive, then at most once per flush interval while they
 keep coming, so an idle appliance shows an event within milliseconds and a busy one batches.
-The delivery is committed to the transport only after every store holds it; a store that
-fails is retried with the same batch, which stores apply once (by its positions).
+The delivery is committed to the transport only after every store holds it, except the
+real-time ones (Redis): those are fed after the others and catch up on their own when they
+were away, so they never hold up a commit (see realtime_feed.py). Each store gets
+only the events it does not hold yet (see applied.py), so a failed write is retried with what
+that store still lacks, and a range redelivered after a crash is applied once per store even
+when the stores had applied different parts of it.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from appliance.core.aggregation import aggregate
+from appliance.core.aggregation import Batch, aggregate
+from appliance.core.applied import AppliedPositions
+from appliance.core.realtime_feed import RealtimeFeed
 from appliance.core.stores import Store, call
-from appliance.core.transport import Delivery, Transport
+from appliance.core.transport import Applied, Delivery, Transport
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +33,8 @@ class ProcessorStats:
     flushes: int = 0
     events: int = 0
     store_errors: int = 0
+    consume_errors: int = 0
+    already_held: int = 0  # events not written to a store because it held them already
     last_flush_at: float = 0.0
 
 
@@ -46,27 +54,47 @@ class Processor:
         self.retry_backoff_s = retry_backoff_s
         self.attempts_when_stopping = 5
         self.stats = ProcessorStats()
+        # Real-time stores (Redis) never hold up a commit: the feed catches them up.
+        self.realtime = RealtimeFeed(self.stores)
+        self.applied = AppliedPositions(self.realtime.required)
         self._stopping = asyncio.Event()
+
+    async def subscribe(self) -> None:
+        """Join the transport's consumers; they resume each partition after what stores hold."""
+        await self.transport.subscribe(self.applied.resume_offsets)
 
     async def run(self) -> None:
         """Consume and flush until `stop()`; then drain what the transport still holds."""
         while not self._stopping.is_set():
-            delivery = await self.transport.consume(self.max_batch_events, self.flush_interval_s)
-            if delivery.events:
+            delivery = await self._consume(self.flush_interval_s)
+            if not delivery.empty:
                 started = time.monotonic()
                 await self._flush_until_held(delivery)
                 pause = self.flush_interval_s - (time.monotonic() - started)
                 if pause > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), pause)
+            else:
+                await self.realtime.catch_up()
         await self.drain()
 
     async def drain(self) -> None:
         while True:
-            delivery = await self.transport.consume(self.max_batch_events, 0)
-            if not delivery.events:
+            delivery = await self._consume(0)
+            if delivery.empty:
                 return
             await self._flush_until_held(delivery)
+
+    async def _consume(self, timeout_s: float) -> Delivery:
+        """A broker that is away is waited out: log, pause, and report nothing arrived."""
+        try:
+            return await self.transport.consume(self.max_batch_events, timeout_s)
+        except Exception:
+            self.stats.consume_errors += 1
+            log.exception("consume failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.retry_backoff_s)
+            return Delivery()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -87,11 +115,39 @@ class Processor:
                 await asyncio.sleep(min(self.retry_backoff_s * attempt, 10))
 
     async def flush(self, delivery: Delivery) -> None:
-        # Off the event loop: ingest keeps answering while a big batch is folded.
-        batch = await asyncio.to_thread(aggregate, delivery.events, delivery.positions)
-        for store in self.stores:
-            await call(store.write_batch, batch)
+        """Write to each store what it lacks of `delivery`, then commit the delivery."""
+        keys = {(position.topic, position.partition) for position in delivery.positions}
+        # Stores that hold the same offsets share one batch (the usual case: all of them).
+        batches: dict[tuple[tuple[tuple[str, str], int], ...], Batch | None] = {}
+        plan: list[tuple[Store, Batch | None]] = []
+        for store in self.applied.stores:
+            held = await self.applied.of(store, keys)
+            signature = tuple(sorted(held.items()))
+            if signature not in batches:
+                # Off the event loop: ingest keeps answering while a big batch is folded.
+                batches[signature] = await asyncio.to_thread(_batch_lacking, delivery, held)
+            plan.append((store, batches[signature]))
+        for store, batch in plan:
+            written = len(batch.events) if batch is not None else 0
+            self.stats.already_held += len(delivery.events) - written
+            if batch is None:
+                continue
+            try:
+                await call(store.write_batch, batch)
+            except Exception:
+                self.applied.forget(store)  # it may hold the batch even though it failed
+                raise
+            self.applied.advance(store, batch.positions)
+        await self.realtime.offer(delivery, batches)
         await self.transport.commit(delivery)
         self.stats.flushes += 1
         self.stats.events += len(delivery.events)
         self.stats.last_flush_at = time.time()
+
+
+def _batch_lacking(delivery: Delivery, held: Applied) -> Batch | None:
+    """The batch of what a store holding `held` lacks; None when it lacks nothing."""
+    rest = delivery.unapplied(held)
+    if rest.empty:
+        return None
+    return aggregate(rest.events, rest.positions, rest.offsets)

@@ -100,7 +100,11 @@ class Appliance:
         await call(self.accounts.close)
 
     async def start(self, serve: bool = True, process: bool | None = None) -> None:
-        """Open stores, start the transport, the site cache and (if asked) the processor."""
+        """Open stores, start the transport, the site cache and (if asked) the processor.
+
+        Whether `serve` also processes is `processor.embedded`; a shared transport's profile
+        (Kafka) turns it off and runs `appliance process` instead.
+        """
         await self.open_stores()
         await self.transport.start()
         if serve:
@@ -108,6 +112,7 @@ class Appliance:
         if process is None:
             process = self.settings.processor.embedded
         if process:
+            await self.processor.subscribe()  # TransportUnavailable if the broker never answers
             self._processor_task = asyncio.create_task(self.processor.run(), name="processor")
         for result in self.manager.hook.startup(appliance=self):
             await await_me_maybe(result)
@@ -119,6 +124,7 @@ class Appliance:
             self.processor.stop()
             await self._processor_task
             self._processor_task = None
+        await self.transport.close()  # after the processor's last commit
         for result in self.manager.hook.shutdown(appliance=self):
             await await_me_maybe(result)
         await self.sites.stop()

@@ -11,6 +11,15 @@ from typing import Any, Protocol
 from appliance.core.aggregation import Batch
 
 
+class StoreUnavailable(Exception):
+    """A store's server cannot be reached right now; the message says which and why.
+
+    Raise it (instead of a driver's error) from queries and account methods: the web layer
+    answers 503 with the message rather than a stack trace. The processor retries a flush
+    that raised it, like any other failed write.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Kpis:
     pageviews: int
@@ -90,6 +99,43 @@ class Store(Protocol):
 
     def latest_event_time(self, site_id: int) -> Any:
         """Time of the site's newest stored event (the dashboard refreshes when it moves)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """What a real-time store holds: every event from `since` on (a minute start, epoch
+    seconds; None: nothing complete yet), the newest at `watermark` (epoch seconds)."""
+
+    since: int | None
+    watermark: float | None
+
+
+class RealtimeStore(Store, Protocol):
+    """A store with role "realtime": it answers the newest window of unfiltered counts.
+
+    The query layer reads it for [split, end) only (see appliance/core/query.py); the
+    processor writes it after the persistent stores and never lets it hold up a commit
+    (see appliance/core/realtime_feed.py). `kpis` fills pageviews, visitors, sessions and
+    events (visit-level fields are the persistent store's); `breakdown` and
+    `event_properties` are never asked.
+    """
+
+    window_s: int  # the newest window it serves (the query layer's default split)
+    horizon_s: int  # how far back its minute buckets reach (their TTL)
+    max_lag_s: int  # further behind the persistent store's watermark: degraded
+    backlog_limit: int  # events the processor keeps for it while it is away
+
+    def coverage(self) -> Any:
+        """A Coverage; raises when the store cannot be reached."""
+        ...
+
+    def reset_coverage(self) -> Any:
+        """Events before the next batch may be missing (the processor dropped some)."""
+        ...
+
+    def current_visitors(self, site_id: int, now: float, window_s: int) -> Any:
+        """Distinct visitors in the minutes touching [now - window_s, now]."""
         ...
 
 

@@ -1,9 +1,15 @@
-"""The transport contract between ingest (publish) and the processor (consume + commit)."""
+"""The transport contract between ingest (publish) and the processor (consume + commit).
+
+Every event a transport delivers carries where it came from (topic, partition, offset), so
+the processor can hand each store only the events that store does not hold yet: after a
+crash, a redelivered range may overlap what some stores applied, on different boundaries.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from appliance.core.event import Event
 
@@ -16,6 +22,11 @@ class TransportFull(Exception):
         self.retry_after_s = retry_after_s
 
 
+class TransportUnavailable(Exception):
+    """The transport's broker did not answer (at start-up, or for a request's events); the
+    message says which and where."""
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
     """A contiguous range of offsets of one partition of one topic (inclusive)."""
@@ -26,21 +37,99 @@ class Position:
     last: int
 
 
+class Offset(NamedTuple):
+    """Where one event came from."""
+
+    topic: str
+    partition: str
+    offset: int
+
+
+# The last offset a store holds, per (topic, partition); absent means "nothing".
+Applied = Mapping[tuple[str, str], int]
+
+NOTHING_APPLIED = -1
+
+
 @dataclass(slots=True)
 class Delivery:
-    """Events handed to the processor, with where they came from (for idempotent writes)."""
+    """Events handed to the processor, with where they came from (for idempotent writes).
+
+    `positions` are the ranges consumed (they may include offsets that produced no event,
+    such as a message sent to a dead-letter topic); `offsets[i]` is where `events[i]` came
+    from.
+    """
 
     events: list[Event] = field(default_factory=list)
     positions: list[Position] = field(default_factory=list)
+    offsets: list[Offset] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.events and not self.positions
+
+    def unapplied(self, applied: Applied) -> Delivery:
+        """The part of this delivery past `applied`: what a store holding `applied` lacks."""
+        return Delivery(*unapplied_part(self.events, self.positions, self.offsets, applied))
+
+
+def unapplied_part(
+    events: list[Event], positions: list[Position], offsets: list[Offset], applied: Applied
+) -> tuple[list[Event], list[Position], list[Offset]]:
+    """Drop the events and position ranges at or below the applied offset of their partition.
+
+    Needs per-event offsets as soon as a range is partly applied; without them it can only
+    keep or drop whole ranges, and says so rather than guess.
+    """
+    applied_last = {
+        (p.topic, p.partition): applied.get((p.topic, p.partition), NOTHING_APPLIED)
+        for p in positions
+    }
+    if all(applied_last[(p.topic, p.partition)] < p.first for p in positions):
+        return events, positions, offsets  # the common case: nothing of it was applied
+    kept_positions = [
+        Position(p.topic, p.partition, max(p.first, last + 1), p.last)
+        for p in positions
+        if (last := applied_last[(p.topic, p.partition)]) < p.last
+    ]
+    if len(offsets) != len(events):
+        raise ValueError("a partly applied delivery needs the offset of every event")
+    kept_events: list[Event] = []
+    kept_offsets: list[Offset] = []
+    for event, source in zip(events, offsets, strict=True):
+        if source.offset > applied_last.get((source.topic, source.partition), NOTHING_APPLIED):
+            kept_events.append(event)
+            kept_offsets.append(source)
+    return kept_events, kept_positions, kept_offsets
+
+
+# Asked when partitions are assigned to this consumer: (topic, partitions) -> for each
+# partition it knows, the first offset some store still lacks. The transport resumes there,
+# or at its committed offset when that is later.
+ResumeOffsets = Callable[[str, Sequence[str]], Awaitable[dict[str, int]]]
 
 
 class Transport(Protocol):
     name: str
 
-    async def start(self) -> None: ...
+    async def start(self) -> None:
+        """Get ready to publish (and to dead-letter); must not wait for a broker."""
+        ...
 
-    def publish(self, events: list[Event]) -> None:
-        """Hand events over without blocking on I/O; raise TransportFull when it can't."""
+    def publish(self, events: list[Event]) -> Awaitable[str | None] | None:
+        """Hand events over without blocking on I/O; raise TransportFull when it can't.
+
+        All of `events` are taken, or none (TransportFull). Returns None when the events are
+        held once this returns (the in-process queue), else an awaitable that settles with
+        None once the transport holds them durably (Kafka: the broker acknowledged every
+        one), or with the reason it does not - bounded in time. Ingest answers 202 only
+        after that: a 202 is an event that will be counted.
+        """
+        ...
+
+    async def subscribe(self, resume_offsets: ResumeOffsets) -> None:
+        """Become a consumer, before the first `consume`; raise TransportUnavailable when
+        the broker does not answer within the configured start-up time."""
         ...
 
     async def consume(self, max_events: int, timeout_s: float) -> Delivery:
@@ -52,7 +141,12 @@ class Transport(Protocol):
         ...
 
     async def stop(self) -> None:
-        """Stop accepting events; `consume` keeps returning what is left until it is empty."""
+        """Stop accepting events; `consume` then returns what is still held in this process
+        until that is empty (a broker-backed transport holds nothing: the broker keeps it)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections, after the processor has committed its last delivery."""
         ...
 
     def pending(self) -> int:

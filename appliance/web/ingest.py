@@ -9,7 +9,7 @@ from starlette.routing import Route
 from appliance.core.event import EventDecodeError
 from appliance.core.ingest import UnknownDomain
 from appliance.core.ratelimit import RateLimited
-from appliance.core.transport import TransportFull
+from appliance.core.transport import TransportFull, TransportUnavailable
 from appliance.web.errors import json_error
 from appliance.web.security import appliance_of, client_ip
 
@@ -74,7 +74,7 @@ async def post_events(request: Request) -> Response:
     user_agent = request.headers.get("user-agent", "")
     ingest = appliance.ingest
     try:
-        result = ingest.accept(body, ip, user_agent)
+        result = await ingest.accept(body, ip, user_agent)
     except EventDecodeError as error:
         ingest.stats.rejected += 1
         return json_error(400, str(error), headers)
@@ -90,6 +90,8 @@ async def post_events(request: Request) -> Response:
             "busy: the event queue is full, retry later",
             headers | {"retry-after": str(error.retry_after_s)},
         )
+    except TransportUnavailable as error:
+        return json_error(503, f"{error}; retry later", headers | {"retry-after": "5"})
     body = b'{"accepted":%d,"filtered":%d}' % (result.accepted, result.filtered)
     return Response(body, status_code=202, headers=headers, media_type="application/json")
 

@@ -18,7 +18,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from appliance.core.ingest import UnknownDomain
-from appliance.core.transport import TransportFull
+from appliance.core.ratelimit import RateLimited
+from appliance.core.transport import TransportFull, TransportUnavailable
 from appliance.web.security import appliance_of, client_ip
 
 # The smallest transparent 1x1 GIF (43 bytes).
@@ -57,15 +58,19 @@ async def pixel(request: Request) -> Response:
     ip = client_ip(request, request.app.state.trusted_proxies)
     try:
         body = pixel_event(domain, request.headers.get("referer", ""))
-        ingest.accept(body, ip, request.headers.get("user-agent", ""))
+        await ingest.accept(body, ip, request.headers.get("user-agent", ""))
     except ValueError:  # EventDecodeError (a field too long), or a Referer that is no URL
         ingest.stats.rejected += 1
         return gif(400)
     except UnknownDomain:
         ingest.stats.rejected += 1
         return gif(404)
+    except RateLimited:
+        return gif(429)
     except TransportFull:
         ingest.stats.overloaded += 1
+        return gif(503)
+    except TransportUnavailable:
         return gif(503)
     return gif(200)
 

@@ -50,10 +50,18 @@ def _range_json(time_range: TimeRange) -> dict[str, str]:
     return {"from": iso(time_range.start), "to": iso(time_range.end)}
 
 
+async def _realtime_json(request: Request) -> dict[str, str]:
+    """How the newest window is served: "live", "degraded" (the real-time store is away or
+    catching up; the persistent store answered) or "off" (no real-time store)."""
+    return {"realtime": await appliance_of(request).query.realtime_status()}
+
+
 async def kpis(request: Request) -> JSONResponse:
     site_id, time_range, filters = await _site_range_filters(request)
     result = await appliance_of(request).query.kpis(site_id, time_range, filters)
-    return JSONResponse(dataclasses.asdict(result) | _range_json(time_range))
+    return JSONResponse(
+        dataclasses.asdict(result) | _range_json(time_range) | await _realtime_json(request)
+    )
 
 
 async def timeseries(request: Request) -> JSONResponse:
@@ -67,6 +75,7 @@ async def timeseries(request: Request) -> JSONResponse:
             ],
         }
         | _range_json(time_range)
+        | await _realtime_json(request)
     )
 
 
@@ -75,7 +84,7 @@ async def top_pages(request: Request) -> JSONResponse:
     limit = _limit(request)
     rows = await appliance_of(request).query.top_pages(site_id, time_range, limit, filters)
     pages = [dataclasses.asdict(row) for row in rows]
-    return JSONResponse({"pages": pages} | _range_json(time_range))
+    return JSONResponse({"pages": pages} | _range_json(time_range) | await _realtime_json(request))
 
 
 async def breakdown(request: Request) -> JSONResponse:
@@ -88,7 +97,11 @@ async def breakdown(request: Request) -> JSONResponse:
     query = appliance_of(request).query
     rows = await query.breakdown(site_id, time_range, prop, limit, filters)
     results = [dataclasses.asdict(row) for row in rows]
-    return JSONResponse({"property": prop, "results": results} | _range_json(time_range))
+    return JSONResponse(
+        {"property": prop, "results": results}
+        | _range_json(time_range)
+        | await _realtime_json(request)
+    )
 
 
 routes = [

@@ -1,4 +1,7 @@
-"""The embedded account store: users, sites, memberships, keys and sessions in SQLite."""
+"""The embedded account store: users, sites, memberships, keys and sessions in SQLite.
+
+Invitations, identities, two-factor secrets and login challenges are in `sign_in.py`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 
 from appliance.core.accounts import AlreadyExists, Membership, Site, User
 from plugins.store_sqlite.db import Database, migrate
+from plugins.store_sqlite.sign_in import SignInRecords
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "accounts"
 SALT_DAYS_KEPT = 2  # today and yesterday: older salts are deleted, so old ids can't be linked
@@ -23,7 +27,7 @@ def _site(row: sqlite3.Row) -> Site:
     )
 
 
-class SqliteAccountStore:
+class SqliteAccountStore(SignInRecords):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: Database | None = None

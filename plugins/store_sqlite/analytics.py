@@ -14,7 +14,6 @@ from pathlib import Path
 
 from appliance.core.aggregation import Batch, Counters, RollupKey
 from appliance.core.stores import BreakdownRow, Kpis, PageRow, SeriesPoint
-from appliance.core.transport import Position
 from plugins.store_sqlite import queries
 from plugins.store_sqlite.db import Database, migrate
 
@@ -79,9 +78,15 @@ class SqliteAnalyticsStore:
     # --- writes ----------------------------------------------------------------------
 
     def write_batch(self, batch: Batch) -> bool:
-        """Apply the batch in one transaction; False when its positions were applied already."""
+        """Apply, in one transaction, the part of the batch past the offsets applied so far.
+
+        The processor already sends only what this store lacks; checking again inside the
+        transaction makes a stale view (two processors during a rebalance) skip, never double.
+        False when nothing of the batch was new.
+        """
         with self.writer.transaction() as conn:
-            if self._already_applied(conn, batch.positions):
+            batch = self._lacking_part(conn, batch)
+            if batch is None:
                 return False
             conn.executemany(
                 _INSERT_EVENT,
@@ -99,34 +104,35 @@ class SqliteAnalyticsStore:
             )
             conn.executemany(
                 "INSERT INTO applied_positions (topic, partition, last_offset) VALUES (?, ?, ?)"
-                " ON CONFLICT (topic, partition) DO UPDATE SET last_offset = excluded.last_offset",
+                " ON CONFLICT (topic, partition)"
+                " DO UPDATE SET last_offset = max(last_offset, excluded.last_offset)",
                 [(p.topic, p.partition, p.last) for p in batch.positions],
             )
         return True
 
     @staticmethod
-    def _already_applied(conn: sqlite3.Connection, positions: list[Position]) -> bool:
-        if not positions:
-            return False
-        applied = 0
-        for position in positions:
+    def _lacking_part(conn: sqlite3.Connection, batch: Batch) -> Batch | None:
+        """The batch itself, its part past the applied offsets, or None if all was applied."""
+        applied: dict[tuple[str, str], int] = {}
+        for position in batch.positions:
             row = conn.execute(
                 "SELECT last_offset FROM applied_positions WHERE topic = ? AND partition = ?",
                 (position.topic, position.partition),
             ).fetchone()
-            if row is None or row[0] < position.first:
-                continue
-            if row[0] < position.last:
-                # Part of this range was applied: only a transport that re-slices redelivered
-                # offsets does this, and applying the rest would need per-event offsets.
-                raise RuntimeError(
-                    f"partial redelivery of {position.topic}/{position.partition}: "
-                    f"applied up to {row[0]}, batch covers {position.first}..{position.last}"
-                )
-            applied += 1
-        if 0 < applied < len(positions):
-            raise RuntimeError("batch mixes applied and new positions")
-        return applied == len(positions)
+            if row is not None:
+                applied[(position.topic, position.partition)] = row[0]
+        if all(applied.get((p.topic, p.partition), -1) < p.first for p in batch.positions):
+            return batch
+        rest = batch.unapplied(applied)
+        return rest if rest.positions else None
+
+    def applied_positions(self, topic: str) -> dict[str, int]:
+        """The last offset applied per partition of `topic`: the processor resumes after it."""
+        with self.reader.locked() as conn:
+            rows = conn.execute(
+                "SELECT partition, last_offset FROM applied_positions WHERE topic = ?", (topic,)
+            ).fetchall()
+        return {partition: last for partition, last in rows}
 
     def delete_site(self, site_id: int) -> None:
         with self.writer.transaction() as conn:

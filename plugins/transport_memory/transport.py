@@ -8,7 +8,7 @@ import time
 from collections import deque
 
 from appliance.core.event import Event
-from appliance.core.transport import Delivery, Position, TransportFull
+from appliance.core.transport import Delivery, Offset, Position, ResumeOffsets, TransportFull
 
 
 class MemoryTransport:
@@ -34,6 +34,9 @@ class MemoryTransport:
         self._queue.extend(events)
         self._arrived.set()
 
+    async def subscribe(self, resume_offsets: ResumeOffsets) -> None:
+        """Nothing to join, and nothing to resume: this run's partition is new to every store."""
+
     async def consume(self, max_events: int, timeout_s: float) -> Delivery:
         if not self._queue and timeout_s > 0:
             self._arrived.clear()
@@ -49,7 +52,8 @@ class MemoryTransport:
         self._next_offset += count
         self._in_flight += count
         position = Position(self.topic, self.partition, first, first + count - 1)
-        return Delivery(events=events, positions=[position])
+        offsets = [Offset(self.topic, self.partition, first + i) for i in range(count)]
+        return Delivery(events=events, positions=[position], offsets=offsets)
 
     async def commit(self, delivery: Delivery) -> None:
         self._in_flight -= len(delivery.events)
@@ -57,6 +61,9 @@ class MemoryTransport:
     async def stop(self) -> None:
         self._closed = True
         self._arrived.set()
+
+    async def close(self) -> None:
+        """Nothing to release."""
 
     def pending(self) -> int:
         return len(self._queue) + self._in_flight

@@ -1,0 +1,171 @@
+"""One processor flush in one transaction: positions, raw events, visits and rollups.
+
+1. Lock the batch's (topic, partition) rows of `applied_positions` and keep only what lies
+   past them (a redelivered batch changes nothing; an overlapping one adds only its new part).
+2. COPY the events, each tagged with its visit, into a transaction-local staging table.
+3. Upsert the visits, insert the events into their monthly partitions, and fold the staged
+   rows into the hour and day rollups with INSERT ... ON CONFLICT DO UPDATE.
+4. Close the visits their site has moved past, adding them to rollup_visit.
+5. Record the new last offsets. Any error rolls all of it back; the processor retries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import psycopg
+
+from appliance.core.aggregation import Batch
+from appliance.core.transport import NOTHING_APPLIED, Position
+from plugins.store_postgres import partitions, rollups
+from plugins.store_postgres.sketches import Sketches
+from plugins.store_postgres.visits import ATTRIBUTES, VISIT_GAP_S, OpenVisit, SessionKey, assign
+
+# Events may arrive this much out of order (clocks of several ingest instances) and still
+# extend a visit that looked finished.
+CLOSE_MARGIN_S = 60
+
+EVENT_COLUMNS = (
+    "site_id", "ts", "visit_id", "event_id", "name", "path", "visitor_id", "session_id",
+    "referrer", "referrer_source", "referrer_medium", "url", "title", "utm_source",
+    "utm_medium", "utm_campaign", "utm_term", "utm_content", "browser", "os", "device",
+    "country", "region", "screen_width", "screen_height", "props",
+)  # fmt: skip
+_EVENT_FIELDS = EVENT_COLUMNS[3:-1]  # read from the Event as they are
+VISIT_COLUMNS = (
+    "visit_id", "site_id", "session_id", "visitor_id", "first_ts", "last_ts", "pageviews",
+    "events", "entry_ts", "entry_page", "exit_ts", "exit_page", *ATTRIBUTES,
+)  # fmt: skip
+
+
+def write(conn: psycopg.Connection, batch: Batch, sketches: Sketches) -> bool:
+    """Apply what the store lacks of `batch`; False when it held all of it already."""
+    conn.execute("SET LOCAL work_mem = '32MB'")  # the flush's groupings stay in memory
+    lacking = _lacking_part(conn, batch)
+    if lacking is None:
+        return False
+    if lacking.events:
+        _write_events(conn, lacking, sketches)
+    _record_positions(conn, lacking.positions)
+    return True
+
+
+def _lacking_part(conn: psycopg.Connection, batch: Batch) -> Batch | None:
+    """The batch, its part past the applied offsets, or None; the rows stay locked until
+    commit, so a second processor writing the same partition waits and then skips."""
+    keys = sorted({(p.topic, p.partition) for p in batch.positions})
+    topics, parts = [k[0] for k in keys], [k[1] for k in keys]
+    conn.execute(
+        "INSERT INTO applied_positions (topic, partition, last_offset)"
+        " SELECT topic, partition, %s FROM unnest(%s::text[], %s::text[]) AS k(topic, partition)"
+        " ON CONFLICT DO NOTHING",
+        (NOTHING_APPLIED, topics, parts),
+    )
+    rows = conn.execute(
+        "SELECT a.topic, a.partition, a.last_offset FROM applied_positions a"
+        " JOIN unnest(%s::text[], %s::text[]) AS k(topic, partition) USING (topic, partition)"
+        " ORDER BY a.topic, a.partition FOR UPDATE OF a",
+        (topics, parts),
+    ).fetchall()
+    applied = {(topic, partition): last for topic, partition, last in rows}
+    if all(applied[(p.topic, p.partition)] < p.first for p in batch.positions):
+        return batch
+    if all(applied[(p.topic, p.partition)] >= p.last for p in batch.positions):
+        return None
+    rest = batch.unapplied(applied)
+    return rest if rest.positions else None
+
+
+def _record_positions(conn: psycopg.Connection, positions: Iterable[Position]) -> None:
+    last: dict[tuple[str, str], int] = {}
+    for p in positions:
+        last[(p.topic, p.partition)] = max(last.get((p.topic, p.partition), -1), p.last)
+    conn.execute(
+        "UPDATE applied_positions a SET last_offset = greatest(a.last_offset, k.last_offset)"
+        " FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS k(topic, partition, last_offset)"
+        " WHERE a.topic = k.topic AND a.partition = k.partition",
+        ([k[0] for k in last], [k[1] for k in last], list(last.values())),
+    )
+
+
+def _open_visits(conn: psycopg.Connection, keys: set[SessionKey]) -> dict[SessionKey, OpenVisit]:
+    rows = conn.execute(
+        "SELECT DISTINCT ON (v.site_id, v.session_id)"
+        " v.site_id, v.session_id, v.visit_id, v.first_ts, v.last_ts"
+        " FROM unnest(%s::bigint[], %s::text[]) AS k(site_id, session_id)"
+        " JOIN visits v ON v.site_id = k.site_id AND v.session_id = k.session_id"
+        " WHERE NOT v.closed ORDER BY v.site_id, v.session_id, v.last_ts DESC",
+        ([k[0] for k in keys], [k[1] for k in keys]),
+    ).fetchall()
+    return {(site, session): OpenVisit(*visit) for site, session, *visit in rows}
+
+
+def _write_events(conn: psycopg.Connection, batch: Batch, sketches: Sketches) -> None:
+    events = batch.events
+    partitions.ensure(conn, (event.ts for event in events))
+    assignment = assign(events, _open_visits(conn, {(e.site_id, e.session_id) for e in events}))
+    conn.execute("CREATE TEMP TABLE batch_events (LIKE events) ON COMMIT DROP")
+    conn.execute(
+        "CREATE TEMP TABLE batch_visits ON COMMIT DROP AS"
+        f" SELECT {', '.join(VISIT_COLUMNS)} FROM visits WITH NO DATA"
+    )
+    with conn.cursor() as cursor:
+        with cursor.copy(f"COPY batch_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+            for event, visit_id in zip(events, assignment.visit_ids, strict=True):
+                copy.write_row(
+                    (
+                        event.site_id, event.ts, visit_id,
+                        *[getattr(event, name) for name in _EVENT_FIELDS],
+                        json.dumps(event.props),
+                    )
+                )  # fmt: skip
+        with cursor.copy(f"COPY batch_visits ({', '.join(VISIT_COLUMNS)}) FROM STDIN") as copy:
+            for change in assignment.changes:
+                copy.write_row(change.row())
+    conn.execute(_UPSERT_VISITS)
+    conn.execute("INSERT INTO events SELECT * FROM batch_events")
+    for statement in rollups.fold_events(sketches):
+        conn.execute(statement)
+    conn.execute(rollups.close_visits(sketches), _close_cutoffs(batch))
+    conn.execute(
+        "INSERT INTO latest_events AS l (site_id, ts)"
+        " SELECT site_id, max(ts) FROM batch_events GROUP BY site_id"
+        " ON CONFLICT (site_id) DO UPDATE SET ts = greatest(l.ts, excluded.ts)"
+    )
+
+
+def _merge(column: str, newer: str) -> str:
+    """Take the staged entry/exit page when it is earlier/later than the stored one."""
+    return (
+        f"{column} = CASE WHEN v.{newer} IS NULL OR excluded.{newer} {{op}} v.{newer}"
+        f" THEN excluded.{column} ELSE v.{column} END"
+    )
+
+
+_UPSERT_VISITS = (
+    f"INSERT INTO visits AS v ({', '.join(VISIT_COLUMNS)})"
+    f" SELECT {', '.join(VISIT_COLUMNS)} FROM batch_visits"
+    " ON CONFLICT (visit_id) DO UPDATE SET"
+    " first_ts = least(v.first_ts, excluded.first_ts),"
+    " last_ts = greatest(v.last_ts, excluded.last_ts),"
+    " pageviews = v.pageviews + excluded.pageviews,"
+    " events = v.events + excluded.events, "
+    + ", ".join(
+        [
+            _merge("entry_page", "entry_ts").format(op="<"),
+            _merge("entry_ts", "entry_ts").format(op="<"),
+            _merge("exit_page", "exit_ts").format(op=">="),
+            _merge("exit_ts", "exit_ts").format(op=">="),
+        ]
+    )
+)
+
+
+def _close_cutoffs(batch: Batch) -> tuple[list[int], list[float]]:
+    """Per site in the batch: visits whose last event is before this are over."""
+    newest: dict[int, float] = {}
+    for event in batch.events:
+        newest[event.site_id] = max(newest.get(event.site_id, event.ts), event.ts)
+    cutoff = VISIT_GAP_S + CLOSE_MARGIN_S
+    return list(newest), [ts - cutoff for ts in newest.values()]

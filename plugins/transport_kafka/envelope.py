@@ -1,0 +1,40 @@
+"""The bytes of one event on the topic: msgpack of ``[version, event]``.
+
+The version lets a newer appliance change the format while older messages are still on the
+topic; adding an Event field with a default needs no new version (msgspec fills defaults
+and ignores fields it does not know).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from appliance.core.event import Event, event_encoder
+
+VERSION = 1
+
+_envelope_decoder = msgspec.msgpack.Decoder(tuple[int, msgspec.Raw])
+_event_decoder = msgspec.msgpack.Decoder(Event)
+
+
+class EnvelopeError(ValueError):
+    """A message that is not an event this appliance can read; the text says why."""
+
+
+def encode(event: Event) -> bytes:
+    return event_encoder.encode((VERSION, event))
+
+
+def decode(data: bytes | None) -> Event:
+    if not data:
+        raise EnvelopeError("empty message")
+    try:
+        version, body = _envelope_decoder.decode(data)
+    except msgspec.DecodeError as error:
+        raise EnvelopeError(f"not an event envelope: {error}") from None
+    if version != VERSION:
+        raise EnvelopeError(f"unsupported envelope version {version} (this reads {VERSION})")
+    try:
+        return _event_decoder.decode(body)
+    except msgspec.DecodeError as error:
+        raise EnvelopeError(f"not a valid event: {error}") from None

@@ -1,0 +1,40 @@
+"""The real Kafka broker the Kafka tests use, and names that keep tests apart.
+
+`make test` starts the broker (`make services`). When it does not answer, the tests are
+skipped with that advice, except in CI (CI=true), where a missing broker is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+BOOTSTRAP = "127.0.0.1:9092"
+_problem: list[str | None] = []  # checked once per session: [None] or [why not]
+
+
+def require_broker() -> str:
+    """The bootstrap address of a broker that answers; skip (fail in CI) when none does."""
+    if not _problem:
+        try:
+            AdminClient({"bootstrap.servers": BOOTSTRAP, "log_level": 0}).list_topics(timeout=5)
+            _problem.append(None)
+        except KafkaException as error:
+            _problem.append(
+                f"no Kafka broker answers at {BOOTSTRAP} ({error.args[0].str()});"
+                " start it with `make services`"
+            )
+    if _problem[0] is not None:
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(_problem[0])
+        pytest.skip(_problem[0])
+    return BOOTSTRAP
+
+
+def unique(prefix: str) -> str:
+    """A topic or group name no other test (or earlier run) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"

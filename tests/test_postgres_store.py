@@ -1,0 +1,280 @@
+"""The Postgres analytics store against a real PostgreSQL 15: migrations, exactly-once
+writes, the same numbers as the embedded store, sketch accuracy, partitions and retention."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from appliance.core.aggregation import DAY, HOUR, aggregate
+from appliance.core.event import Event
+from appliance.core.filters import PROPERTIES, Filter
+from appliance.core.transport import Offset, Position
+from plugins.store_postgres import segment_queries
+from plugins.store_postgres.accounts import PostgresAccountStore
+from plugins.store_postgres.analytics import PostgresAnalyticsStore
+from plugins.store_postgres.migrate import migrate, scripts
+from plugins.store_sqlite.analytics import SqliteAnalyticsStore
+from tests.postgres_server import database, fresh_database
+
+T0 = 1_790_000_000  # 2026-09-21 14:13:20 UTC: ranges start and end inside hours
+SITE, OTHER_SITE = 1, 2
+
+
+@pytest.fixture
+def dsn() -> Iterator[str]:
+    with fresh_database() as fresh:
+        yield fresh
+
+
+@pytest.fixture
+def store(dsn: str) -> Iterator[PostgresAnalyticsStore]:
+    opened = PostgresAnalyticsStore(database(dsn))
+    opened.open()
+    yield opened
+    opened.close()
+
+
+def props(rng: random.Random) -> dict[str, str | int]:
+    return {"plan": rng.choice(["pro", "free"]), "n": rng.randrange(3)}
+
+
+def known_load(count: int, seed: int = 7, visitors: int = 120) -> list[Event]:
+    """Events over ~50 hours in time order: sessions with pauses over and under 30 minutes,
+    custom events with props, sources, browsers, countries, UTM tags, and a second site."""
+    rng = random.Random(seed)
+    events, ts = [], float(T0)
+    for i in range(count):
+        ts += rng.expovariate(1 / 60)  # about one a minute
+        person = rng.randrange(visitors)
+        custom = rng.random() < 0.1
+        events.append(
+            Event(
+                event_id=f"e{i}", ts=round(ts, 3), site_id=OTHER_SITE if i % 10 == 9 else SITE,
+                name=rng.choice(["Signup", "Download"]) if custom else "pageview",
+                path=rng.choice(["/", "/pricing", "/blog", "/docs", "/Blog", "/a b"]),
+                visitor_id=f"v{person}", session_id=f"s{person}-{rng.randrange(2)}",
+                referrer_source=rng.choice(["Google", "Direct / None", "Bing", ""]),
+                referrer=rng.choice(["", "https://news.example/x"]),
+                utm_source=rng.choice(["", "", "newsletter"]),
+                utm_campaign=rng.choice(["", "autumn"]),
+                browser=rng.choice(["Firefox", "Chrome", "Safari"]),
+                os=rng.choice(["Linux", "macOS", "iOS"]), device=rng.choice(["desktop", "mobile"]),
+                country=rng.choice(["DE", "US", "FR", ""]),
+                screen_width=rng.choice([0, 390, 800, 1280, 1920]),
+                props=props(rng) if custom else {},
+            )
+        )  # fmt: skip
+    return events
+
+
+def write_in_flushes(store: object, events: list[Event], size: int, topic: str = "t") -> None:
+    for first in range(0, len(events), size):
+        chunk = events[first : first + size]
+        offsets = [Offset(topic, "0", first + i) for i in range(len(chunk))]
+        positions = [Position(topic, "0", first, first + len(chunk) - 1)]
+        store.write_batch(aggregate(chunk, positions, offsets))  # type: ignore[attr-defined]
+
+
+def count_rows(dsn: str, table: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+    assert row is not None
+    return row[0]
+
+
+# --- migrations -------------------------------------------------------------------------
+
+
+def test_migrations_create_everything_from_empty_and_rerun_as_no_ops(dsn: str) -> None:
+    db = database(dsn)
+    accounts, analytics = PostgresAccountStore(db), PostgresAnalyticsStore(db)
+    accounts.open()
+    analytics.open()
+    with psycopg.connect(dsn) as conn:
+        ledger = conn.execute(
+            "SELECT track, version FROM schema_migrations ORDER BY track, version"
+        ).fetchall()
+        tables = {
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            )
+        }
+    expected = [("accounts", v) for v, _ in scripts("accounts")]
+    expected += [("analytics", v) for v, _ in scripts("analytics")]
+    assert ledger == expected
+    assert {"users", "sites", "memberships", "api_keys", "login_sessions", "visitor_salts",
+            "sites_version", "events", "visits", "rollup_site", "rollup_page", "rollup_event",
+            "rollup_visit", "applied_positions", "latest_events"} <= tables  # fmt: skip
+    assert analytics.sketches.enabled
+    assert migrate(db, "accounts") == [] and migrate(db, "analytics") == []
+    accounts.close()
+    analytics.close()
+    reopened = PostgresAnalyticsStore(database(dsn))
+    reopened.open()  # a restart: nothing to apply, nothing breaks
+    reopened.close()
+    assert count_rows(dsn, "schema_migrations") == len(expected)
+
+
+def test_without_hll_the_migration_leaves_sketches_out() -> None:
+    with fresh_database(sketches=False) as dsn:
+        store = PostgresAnalyticsStore(database(dsn))
+        store.open()
+        assert not store.sketches.enabled
+        store.close()
+
+
+# --- exactly once -----------------------------------------------------------------------
+
+
+def test_redelivered_and_overlapping_batches_change_nothing_they_hold(
+    store: PostgresAnalyticsStore, dsn: str
+) -> None:
+    events = known_load(30)
+    first = aggregate(
+        events[:20], [Position("t", "0", 0, 19)], [Offset("t", "0", i) for i in range(20)]
+    )
+    assert store.write_batch(first) is True
+    assert store.write_batch(first) is False  # redelivered whole
+    overlapping = aggregate(
+        events[10:30], [Position("t", "0", 10, 29)], [Offset("t", "0", i) for i in range(10, 30)]
+    )
+    assert store.write_batch(overlapping) is True  # only offsets 20..29 are new
+    assert store.write_batch(overlapping) is False
+    assert count_rows(dsn, "events") == 30
+    assert store.applied_positions("t") == {"0": 29}
+    assert store.applied_positions("other") == {}
+    kpis = store.kpis(SITE, T0, T0 + DAY, ())
+    assert kpis.pageviews + kpis.events == sum(1 for e in events if e.site_id == SITE)
+
+
+def test_two_writers_racing_on_one_batch_apply_it_once(dsn: str) -> None:
+    """A rebalance can leave two processors with the same delivery for a moment."""
+    stores = [PostgresAnalyticsStore(database(dsn)) for _ in range(2)]
+    for opened in stores:
+        opened.open()
+    events = known_load(200)
+    batch = aggregate(
+        events, [Position("t", "3", 0, 199)], [Offset("t", "3", i) for i in range(200)]
+    )
+    results: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda s=s: results.append(s.write_batch(batch))) for s in stores
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False, True]
+    assert count_rows(dsn, "events") == 200
+    for opened in stores:
+        opened.close()
+
+
+# --- the same numbers as the embedded store ---------------------------------------------
+
+
+@pytest.mark.parametrize("sketches", [True, False], ids=["sketches", "exact"])
+def test_known_load_gives_exactly_the_embedded_stores_numbers(
+    sketches: bool, tmp_path: Path
+) -> None:
+    events = known_load(3000)
+    sqlite = SqliteAnalyticsStore(tmp_path / "analytics.db")
+    sqlite.open()
+    write_in_flushes(sqlite, events, 250)
+    start, end = T0 - 600, int(events[-1].ts) + 600  # all of it, edges inside hours
+    hours = list(range(start, end, HOUR))
+    days = [start, *range(T0 // DAY * DAY + DAY, end, DAY)]
+    selections: list[tuple[Filter, ...]] = [
+        (), (Filter("browser", "==", "Firefox"),), (Filter("page", "==", "/docs"),),
+        (Filter("event", "!=", "Signup"), Filter("country", "!=", "")),
+    ]  # fmt: skip
+    with fresh_database(sketches=sketches) as dsn:
+        store = PostgresAnalyticsStore(database(dsn))
+        store.open()
+        write_in_flushes(store, events, 250)
+        assert count_rows(dsn, "events") == len(events)
+        for filters in selections:
+            for site in (SITE, OTHER_SITE):
+                assert store.kpis(site, start, end, filters) == sqlite.kpis(
+                    site, start, end, filters
+                )
+            assert store.timeseries(SITE, hours, end, filters) == sqlite.timeseries(
+                SITE, hours, end, filters
+            )
+            assert store.timeseries(SITE, days, end, filters) == sqlite.timeseries(
+                SITE, days, end, filters
+            )
+            assert store.top_pages(SITE, start, end, 4, filters) == sqlite.top_pages(
+                SITE, start, end, 4, filters
+            )
+            for prop in PROPERTIES:
+                for limit in (2, 50):  # a short list is ranked before sketches are unioned
+                    ours = store.breakdown(SITE, start, end, prop, limit, filters)
+                    theirs = sqlite.breakdown(SITE, start, end, prop, limit, filters)
+                    assert ours == theirs, (prop, limit)
+            for name in ("Signup", "Download"):
+                ours = store.event_properties(SITE, start, end, name, 10, filters)
+                assert ours == sqlite.event_properties(SITE, start, end, name, 10, filters)
+        assert store.latest_event_time(SITE) == max(e.ts for e in events if e.site_id == SITE)
+        assert store.watermark() == events[-1].ts
+        store.close()
+    sqlite.close()
+
+
+def test_unique_visitors_from_sketches_are_within_two_percent_over_any_range(
+    store: PostgresAnalyticsStore,
+) -> None:
+    rng = random.Random(3)
+    events = [
+        Event(event_id=f"e{i}", ts=T0 + i * 4.0, site_id=SITE, name="pageview", path="/",
+              visitor_id=f"visitor-{rng.randrange(60_000)}", session_id=f"s{i}")
+        for i in range(60_000)
+    ]  # fmt: skip
+    write_in_flushes(store, events, 10_000)
+    end = T0 + 60_000 * 4
+    ranges = [(T0, end), (T0 + 1000, end - 1000), (T0 + DAY // 2, T0 + DAY + 1234)]
+    with store.db.connection() as conn:
+        for start, stop in ranges:
+            exact = segment_queries.kpis(conn, SITE, start, stop, ()).visitors
+            estimate = store.kpis(SITE, start, stop, ()).visitors
+            assert abs(estimate - exact) / exact < 0.02, (start, stop, estimate, exact)
+            [page] = store.top_pages(SITE, start, stop, 1, ())
+            assert abs(page.visitors - exact) / exact < 0.02
+
+
+# --- partitions and retention -----------------------------------------------------------
+
+
+def test_retention_drops_whole_months_of_raw_events_and_keeps_the_rollups(
+    store: PostgresAnalyticsStore, dsn: str
+) -> None:
+    months = [T0 - 62 * DAY, T0 - 31 * DAY, T0]  # July, August and September 2026
+    events = [
+        Event(event_id=f"e{i}", ts=ts + i, site_id=SITE, name="pageview", path="/",
+              visitor_id="v", session_id=f"s{i}")
+        for i, ts in enumerate(months)
+    ]  # fmt: skip
+    write_in_flushes(store, events, 1)
+    with psycopg.connect(dsn) as conn:
+        names = sorted(
+            row[0]
+            for row in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'events'::regclass"
+            )
+        )
+    assert {"events_2026_07", "events_2026_08", "events_2026_09"} <= set(names)
+    store.retention_days = 40
+    assert store.expire(now=T0) == ["events_2026_07"]  # August still has days within 40
+    assert count_rows(dsn, "events") == 2
+    july = (int(months[0]) - DAY, int(months[0]) + DAY)
+    assert store.kpis(SITE, *july, ()).pageviews == 1  # the rollups remember it
+    assert store.kpis(SITE, *july, (Filter("page", "==", "/"),)).pageviews == 0  # raw: gone
+    assert store.expire(now=T0) == []
