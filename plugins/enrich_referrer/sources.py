@@ -19,6 +19,12 @@ NO_MEDIUM = "(none)"
 _NOISE_PREFIXES = ("www.", "m.", "l.", "lm.", "mobile.", "amp.")
 
 
+@functools.lru_cache(maxsize=8192)  # referrers and page URLs repeat a lot
+def host_of(url: str) -> str:
+    """The URL's host without www./m./... prefixes; "" when there is none."""
+    return bare_host(urlsplit(url).hostname or "") if url else ""
+
+
 def bare_host(host: str) -> str:
     host = host.lower().rstrip(".")
     for prefix in _NOISE_PREFIXES:
@@ -80,7 +86,7 @@ class ReferrerEnricher:
         return None if self.table.is_spam(host) else self.table.classify(host)
 
     def enrich(self, event: Event, context: EnrichContext) -> Event | None:
-        host = bare_host(urlsplit(event.referrer).hostname or "") if event.referrer else ""
+        host = host_of(event.referrer)
         if host and self._same_site(host, event, context.site_domain):
             host = ""
             event.referrer = ""
@@ -97,5 +103,5 @@ class ReferrerEnricher:
 
     @staticmethod
     def _same_site(host: str, event: Event, site_domain: str) -> bool:
-        page = bare_host(urlsplit(event.url).hostname or "") if event.url else ""
+        page = host_of(event.url)
         return host in (site_domain, page) or host.endswith("." + site_domain)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import parse_qsl, urlsplit
 
 from appliance.core.enrich import EnrichContext
@@ -12,7 +13,9 @@ FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 SOURCE_ALIASES = ("ref", "source")
 
 
+@functools.lru_cache(maxsize=4096)  # the same landing URLs come again and again
 def campaign_tags(url: str) -> dict[str, str]:
+    """The tags of a URL (shared between calls: treat the result as read-only)."""
     if "utm_" not in url and "ref=" not in url and "source=" not in url:
         return {}  # the common case: nothing to parse
     query = urlsplit(url).query
