@@ -88,6 +88,7 @@ def test_production_profile_takes_the_sasl_secret_from_the_environment(
         "APPLIANCE_KAFKA__BOOTSTRAP_SERVERS": "kafka.example.net:9003",
         "APPLIANCE_KAFKA__SASL_USERNAME": "appliance",
         "APPLIANCE_KAFKA__SASL_PASSWORD": "123456",  # digits: must stay a string
+        "APPLIANCE_SECRET_KEY": "k3P9xQ2vZ7mB4nR8tW1yL6cF0hJ5sD2gA9eU3iO7",
     }.items():
         monkeypatch.setenv(key, value)
     appliance = Appliance.create(data_dir=str(tmp_path))

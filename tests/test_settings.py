@@ -103,3 +103,21 @@ def test_secret_key_is_generated_once_and_kept_private(tmp_path: Path) -> None:
     assert create(tmp_path).secret_key == first
     assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o077 == 0
     assert create(tmp_path, secret_key="k" * 40).secret_key == "k" * 40
+
+
+def test_production_refuses_a_missing_or_placeholder_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APPLIANCE_ENV", "production")
+    from appliance.core.settings import secret_key
+
+    settings = load_settings(data_dir=str(tmp_path / "data"))
+    with pytest.raises(SettingsError, match="SECRET_KEY: required in production"):
+        secret_key(settings)
+    for placeholder in ("change-me-change-me-change-me-change-me", "a" * 40, "my-secret-key-" * 3):
+        settings.set("secret_key", placeholder)
+        with pytest.raises(SettingsError, match="SECRET_KEY: looks like a placeholder"):
+            secret_key(settings)
+    good = "k3P9xQ2vZ7mB4nR8tW1yL6cF0hJ5sD2gA9eU3iO7"
+    settings.set("secret_key", good)
+    assert secret_key(settings) == good

@@ -142,13 +142,37 @@ def data_dir(settings: Dynaconf) -> Path:
     return path
 
 
+PLACEHOLDER_WORDS = ("change", "secret", "placeholder", "example", "replace", "todo", "xxx")
+
+
+def looks_like_placeholder(value: str) -> bool:
+    """Text someone meant to replace: a template word, or too few distinct characters."""
+    lowered = value.lower()
+    return any(word in lowered for word in PLACEHOLDER_WORDS) or len(set(value)) < 10
+
+
 def secret_key(settings: Dynaconf) -> str:
-    """The configured secret, or one generated once and kept in the data directory."""
+    """The configured secret, or one generated once and kept in the data directory.
+
+    In production it must be configured (several instances share it) and must not be a
+    placeholder left from a template.
+    """
     configured = settings.get("secret_key")
+    production = settings.current_env.lower() == "production"
     if configured:
         if len(str(configured)) < 32:
             raise SettingsError("SECRET_KEY: must be at least 32 characters (APPLIANCE_SECRET_KEY)")
+        if production and looks_like_placeholder(str(configured)):
+            raise SettingsError(
+                "SECRET_KEY: looks like a placeholder; set APPLIANCE_SECRET_KEY to a random value"
+                " (python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
         return str(configured)
+    if production:
+        raise SettingsError(
+            "SECRET_KEY: required in production (APPLIANCE_SECRET_KEY): every instance must"
+            " share one random value"
+        )
     path = data_dir(settings) / "secret_key"
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
