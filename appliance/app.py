@@ -17,7 +17,17 @@ from appliance.core.plugins import flatten
 from appliance.core.runtime import Appliance
 from appliance.core.stores import StoreUnavailable
 from appliance.resources import resource_path
-from appliance.web import dashboard, domains, ingest, invitations, members, pages, pixel, stats
+from appliance.web import (
+    dashboard,
+    domains,
+    ingest,
+    invitations,
+    members,
+    openapi,
+    pages,
+    pixel,
+    stats,
+)
 from appliance.web.access import ApiDenied
 from appliance.web.errors import json_error
 from appliance.web.pages import error_page
@@ -75,6 +85,7 @@ def create_app(appliance: Appliance | None = None, *, process: bool | None = Non
         routes=[
             *ingest.routes,
             *pixel.routes,
+            *openapi.routes,
             *stats.routes,
             *domains.routes,
             *plugin_routes,

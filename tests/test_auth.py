@@ -104,6 +104,7 @@ def test_every_route_is_classified() -> None:
     public = {
         "/api/events",
         "/api/pixel.gif",
+        "/api/openapi.json",
         "/",
         "/login",
         "/login/password",
