@@ -213,10 +213,19 @@ def broker(action: str) -> None:
     """Stop or start the shared broker with the project's own scripts."""
     script = SERVICES / ("down.sh" if action == "stop" else "up.sh")
     subprocess.run(["bash", str(script), "kafka"], check=True, capture_output=True, timeout=180)
+    if action == "stop":
+        with socket.socket() as probe:
+            refused = probe.connect_ex(("127.0.0.1", 9092)) != 0
+        assert refused, (
+            "services/down.sh did not stop the broker on 9092 (was it started from another"
+            " checkout's .services folder? run `make services-down` there)"
+        )
 
 
 def test_broker_outage_answers_503_never_202_and_every_202_counts_once(
-    env: dict[str, str], spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+    env: dict[str, str],
+    spawn: Callable[..., subprocess.Popen[bytes]],
+    request: pytest.FixtureRequest,
 ) -> None:
     require_broker()
     cli(env, "user", "add", "owner@example.com", "--password-stdin", stdin=PASSWORD + "\n")
@@ -228,6 +237,7 @@ def test_broker_outage_answers_503_never_202_and_every_202_counts_once(
     wait_until(lambda: answers(url) or server.poll() is not None, 20, "server start")
     spawn(env, "process", log="process.log")
     client = httpx.Client(base_url=url, timeout=10, headers={"user-agent": BROWSER_UA})
+    request.addfinalizer(client.close)  # closed on failure too
     wait_until(
         lambda: (
             client.post("/api/events", json={"domain": "shop.example", "path": "/"}).status_code
@@ -282,4 +292,3 @@ def test_broker_outage_answers_503_never_202_and_every_202_counts_once(
     wait_until(lambda: pageviews() >= accepted, 90, f"{accepted} events counted")
     time.sleep(1)
     assert pageviews() == accepted
-    client.close()
