@@ -13,20 +13,25 @@ $(BIN)/python:
 
 EXAMPLES := examples/appliance-webhook-sink examples/appliance-weekday-panel
 
-# Reinstall only when the package metadata changes. The example plugins are installed too:
-# the suite checks that third-party plugins are discovered and work.
-$(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES)) | $(BIN)/python
+# Reinstall only when the package metadata changes. `run` needs the appliance alone; the
+# suite also needs the test tools and the example plugins (it checks that third-party
+# plugins are discovered and work).
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES)) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]' $(addprefix -e ,$(EXAMPLES))
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed-test
 
 ## Serve the appliance on its embedded default (SQLite + in-process queue) at http://HOST:PORT
-run: install
+run: $(VENV)/.installed-run
 	$(BIN)/appliance serve --host $(HOST) --port $(PORT)
 
 ## Install everything the suite needs, start its services, run the whole suite
-test: install services
+test: $(VENV)/.installed-test services
 	$(BIN)/ruff check appliance plugins tests bench examples
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest -p no:cacheprovider $(EXAMPLES)
@@ -38,7 +43,7 @@ services:
 services-down:
 	bash services/down.sh
 
-bench: install
+bench: install services
 	$(BIN)/python -m bench
 
 clean:
