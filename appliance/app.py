@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,8 @@ from starlette.staticfiles import StaticFiles
 from appliance.core.plugins import flatten
 from appliance.core.runtime import Appliance
 from appliance.core.stores import StoreUnavailable
+from appliance.doctor import collect_checks
+from appliance.metrics import Metrics
 from appliance.resources import resource_path
 from appliance.web import (
     dashboard,
@@ -26,10 +29,13 @@ from appliance.web import (
     openapi,
     pages,
     pixel,
+    readiness,
     stats,
 )
+from appliance.web import metrics as metrics_web
 from appliance.web.access import ApiDenied
 from appliance.web.errors import json_error
+from appliance.web.metrics_server import start_metrics_server
 from appliance.web.pages import error_page
 from appliance.web.security import BrowserSecurityMiddleware
 from appliance.web.templating import build_templates
@@ -73,9 +79,16 @@ def create_app(appliance: Appliance | None = None, *, process: bool | None = Non
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await appliance.start(serve=True, process=process)
         try:
+            metrics_server = await start_metrics_server(appliance, app.state.metrics)
+        except BaseException:
+            await appliance.stop()
+            raise
+        try:
             yield
         finally:
-            await appliance.stop()
+            await appliance.stop()  # drain, flush, commit (uvicorn stopped taking requests)
+            if metrics_server is not None:
+                await asyncio.to_thread(metrics_server.stop)
 
     plugin_routes: list[Any] = flatten(appliance.manager.hook.register_routes(appliance=appliance))
     for provider in appliance.auth_providers:
@@ -88,6 +101,8 @@ def create_app(appliance: Appliance | None = None, *, process: bool | None = Non
             *openapi.routes,
             *stats.routes,
             *domains.routes,
+            *readiness.routes,
+            *metrics_web.routes,
             *plugin_routes,
             *dashboard.routes,
             *members.routes,
@@ -105,6 +120,13 @@ def create_app(appliance: Appliance | None = None, *, process: bool | None = Non
     )
     settings = appliance.settings
     app.add_middleware(BrowserSecurityMiddleware, secure_cookies=settings.auth.secure_cookies)
+    app.state.metrics = Metrics(appliance)
+    app.state.readiness = readiness.Readiness(collect_checks(appliance))
+    app.add_middleware(  # outermost: times everything, security headers included
+        metrics_web.RequestMetricsMiddleware,
+        metrics=app.state.metrics,
+        log_access=bool(settings.log_access),
+    )
     app.state.appliance = appliance
     app.state.templates = build_templates(appliance.manager)
     app.state.max_body_bytes = int(settings.ingest.max_body_bytes)

@@ -24,9 +24,12 @@ from appliance.core.accounts import (
 from appliance.core.invitations import invitation_url, invite
 from appliance.core.plugin_errors import PluginError
 from appliance.core.runtime import Appliance
-from appliance.core.settings import SettingsError
+from appliance.core.settings import SettingsError, load_settings
 from appliance.core.stores import call
 from appliance.core.transport import TransportUnavailable
+from appliance.logs import configure_logging
+
+log = logging.getLogger("appliance")
 
 
 class CliError(Exception):
@@ -57,16 +60,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from appliance.app import create_app
     from appliance.web.protocol import request_timeout_protocol
 
+    configure_logging(load_settings())
     appliance = Appliance.create()
     settings = appliance.settings
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
     uvicorn.run(
         create_app(appliance),
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's loggers go through configure_logging's handler
+        access_log=False,  # replaced by appliance.access (route templates, no addresses)
         proxy_headers=False,  # X-Forwarded-For is honoured only from INGEST.TRUSTED_PROXIES
         http=request_timeout_protocol(settings.request_timeout_s),
         server_header=False,
@@ -75,15 +78,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_process(args: argparse.Namespace) -> None:
+    from appliance.web.metrics_server import start_metrics_server
+
+    configure_logging(load_settings())
     appliance = Appliance.create()
     if appliance.transport.name == "memory":
         raise CliError(
             "TRANSPORT: the memory transport lives inside `appliance serve`; "
             "`appliance process` needs a shared transport such as kafka"
         )
-    logging.basicConfig(
-        level=appliance.settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
 
     async def body() -> None:
         stop = asyncio.Event()
@@ -92,16 +95,60 @@ def cmd_process(args: argparse.Namespace) -> None:
             loop.add_signal_handler(signum, stop.set)
         try:
             await appliance.start(serve=False, process=True)
-        except TransportUnavailable:
+            metrics_server = await start_metrics_server(appliance)
+        except (TransportUnavailable, SettingsError):
             await appliance.stop()
             raise
+        log.info("processing; SIGTERM or Ctrl-C stops after the last flush and commit")
         await stop.wait()
+        log.info("stopping: flushing what was consumed, committing, leaving the group")
         await appliance.stop()
+        if metrics_server is not None:
+            await asyncio.to_thread(metrics_server.stop)
+        log.info("stopped")
 
     try:
         asyncio.run(body())
     except TransportUnavailable as error:
         raise CliError(str(error)) from None
+
+
+def cmd_doctor(args: argparse.Namespace) -> None:
+    from appliance import doctor
+
+    settings = load_settings()
+    configure_logging(settings)
+    try:
+        appliance = Appliance.create()
+    except OSError:  # the data directory is unusable (the secret key lives there)
+        results = doctor.data_dir_only(settings)
+    else:
+        results = doctor.diagnose(appliance, args.timeout)
+    lines, failed = doctor.report(results)
+    print("\n".join(lines), flush=True)
+    if failed:
+        raise CliError(f"doctor: {failed} of {len(results)} checks failed")
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> None:
+    """For a container's HEALTHCHECK: does this host's process answer /healthz?
+
+    `serve` answers on `port`; `process` only on `metrics.port`, asked first when set.
+    """
+    import urllib.request
+
+    settings = load_settings()
+    port, host = int(settings.metrics.port), str(settings.metrics.host)
+    if not port:
+        port, host = int(settings.port), str(settings.host)
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 (an address to ask, not to bind)
+        host = "127.0.0.1"
+    url = f"http://{host}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as answer:  # noqa: S310 (http://)
+            answer.read()
+    except OSError as error:
+        raise CliError(f"healthcheck: {url} did not answer ({error})") from None
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -194,6 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
         run=cmd_migrate
     )
     commands.add_parser("plugins", help="list loaded plugins").set_defaults(run=cmd_plugins)
+    doctor = commands.add_parser(
+        "doctor", help="check every configured service; one line each, non-zero on a failure"
+    )
+    doctor.add_argument("--timeout", type=float, default=5.0, help="seconds per check")
+    doctor.set_defaults(run=cmd_doctor)
+    healthcheck = commands.add_parser(
+        "healthcheck", help="exit 0 when this host's serve or process answers /healthz"
+    )
+    healthcheck.add_argument("--timeout", type=float, default=3.0)
+    healthcheck.set_defaults(run=cmd_healthcheck)
 
     user = commands.add_parser("user", help="manage users").add_subparsers(
         dest="action", required=True

@@ -19,10 +19,11 @@ from tests.conftest import PASSWORD, Browser, event, make_client, wait_for
 pytestmark = pytest.mark.security
 
 SECRET_PATH = "/only-the-owner-may-know-this-page"
-# Public, or guarded by their own single-use token (checked in their own tests).
+# Public, or guarded by their own single-use token (checked in their own tests; /metrics
+# by METRICS.TOKEN, in test_ship_health.py).
 PUBLIC = {
     "/api/events", "/api/pixel.gif", "/api/openapi.json", "/", "/login", "/login/password",
-    "/logout", "/setup", "/healthz", "/tracker.js", "/login/two-factor",
+    "/logout", "/setup", "/healthz", "/readyz", "/metrics", "/tracker.js", "/login/two-factor",
     "/login/two-factor/enrol", "/invitations/{token}", "/invitations/{token}/password",
     "/invitations/{token}/accept",
 }  # fmt: skip

@@ -111,6 +111,8 @@ def test_every_route_is_classified() -> None:
         "/logout",
         "/setup",
         "/healthz",
+        "/readyz",  # names failing services only; the reasons go to the log
+        "/metrics",  # METRICS.TOKEN as a bearer token (tests/test_ship_health.py)
         "/tracker.js",
         # The steps of a login (each checks its own single-use token) and invitation links
         # (the token in the path is the credential; accepting one needs a login).

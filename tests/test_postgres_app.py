@@ -1,11 +1,10 @@
 """The Postgres profile end to end: settings, the pooler and TLS options, PostgreSQL stopped
-in the middle of a load (nothing lost, nothing doubled, a clear 503 meanwhile), and accounts
-and domains shared by two app processes and kept across a restart."""
+in the middle of a load (nothing lost, nothing doubled, a clear 503 meanwhile), `appliance
+migrate`, and accounts and domains shared by two app processes and kept across a restart."""
 
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from appliance.core.stores import StoreUnavailable
 from plugins.store_postgres.analytics import PostgresAnalyticsStore
 from tests.conftest import BROWSER_UA, Browser, event, make_appliance, make_client, wait_for
 from tests.postgres_server import database, fresh_database
+from tests.private_postgres import PrivatePostgres
 from tests.servers import Server, cli, free_port, server_env
 
 PASSWORD = "correct horse battery staple"
@@ -117,10 +117,13 @@ def test_an_unreachable_server_is_named_without_the_password() -> None:
 # --- PostgreSQL stopped in the middle of a load -----------------------------------------
 
 
-def pg_cluster(action: str) -> None:
-    """Stop (fast: clients are cut off) or start the cluster `make services` runs."""
-    mode = ["-m", "fast"] if action == "stop" else []
-    subprocess.run(["pg_ctlcluster", "15", "main", action, *mode], check=True, timeout=60)
+@pytest.fixture
+def own_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL 15 of this test's own to stop and start: stopping the shared cluster
+    (`pg_ctlcluster 15 main stop`) would cut off every other test run and bench using it."""
+    server = PrivatePostgres().start()
+    yield server
+    server.remove()
 
 
 def count_events(dsn: str) -> int:
@@ -131,8 +134,9 @@ def count_events(dsn: str) -> int:
 
 
 def test_postgres_stopped_mid_load_catches_up_exactly_and_says_so_meanwhile(
-    dsn: str, tmp_path: Path
+    own_postgres: PrivatePostgres, tmp_path: Path
 ) -> None:
+    dsn = own_postgres.dsn()
     appliance = make_appliance(tmp_path / "data", **postgres_profile(dsn))
     with make_client(create_app(appliance), base_url="http://testserver") as client:
         admin = Browser(client)
@@ -148,7 +152,7 @@ def test_postgres_stopped_mid_load_catches_up_exactly_and_says_so_meanwhile(
 
         send(0, 60)
         wait_for(lambda: appliance.processor.stats.events == 60, timeout_s=5)
-        pg_cluster("stop")
+        own_postgres.stop()  # fast shutdown: sessions are cut, as in an outage
         try:
             send(60, 60)  # accepted: ingest never waits for a store
             wait_for(lambda: appliance.processor.stats.store_errors >= 1, timeout_s=10)
@@ -156,13 +160,13 @@ def test_postgres_stopped_mid_load_catches_up_exactly_and_says_so_meanwhile(
             stats = client.get("/api/analytics/kpis?domain=example.com&period=today")
             assert stats.status_code == 503
             assert stats.headers["retry-after"] == "5"
-            assert stats.json()["error"].startswith("postgres at 127.0.0.1:5432/")
-            assert "unavailable" in stats.json()["error"]
+            where = f"postgres at 127.0.0.1:{own_postgres.port}/postgres is unavailable: "
+            assert stats.json()["error"].startswith(where)
             page = client.get("/sites/example.com")
             assert page.status_code == 503 and "Traceback" not in page.text
             assert "unavailable" in page.text
         finally:
-            pg_cluster("start")
+            own_postgres.start()
         send(120, 30)
         wait_for(lambda: appliance.transport.pending() == 0, timeout_s=30)
         kpis = client.get("/api/analytics/kpis?domain=example.com&period=today").json()

@@ -219,9 +219,9 @@ def test_known_load_gives_exactly_the_embedded_stores_numbers(
                     ours = store.breakdown(SITE, start, end, prop, limit, filters)
                     theirs = sqlite.breakdown(SITE, start, end, prop, limit, filters)
                     assert ours == theirs, (prop, limit)
-            for name in ("Signup", "Download"):
-                ours = store.event_properties(SITE, start, end, name, 10, filters)
-                assert ours == sqlite.event_properties(SITE, start, end, name, 10, filters)
+            for name, limit in (("Signup", 10), ("Download", 10), ("Signup", 1)):
+                ours = store.event_properties(SITE, start, end, name, limit, filters)
+                assert ours == sqlite.event_properties(SITE, start, end, name, limit, filters)
         assert store.latest_event_time(SITE) == max(e.ts for e in events if e.site_id == SITE)
         assert store.watermark() == events[-1].ts
         store.close()

@@ -13,8 +13,11 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
+
     from appliance.core.accounts import AccountStore
     from appliance.core.auth import AuthProvider
+    from appliance.core.checks import Check
     from appliance.core.enrich import Enricher
     from appliance.core.panels import Panel
     from appliance.core.runtime import Appliance
@@ -122,6 +125,33 @@ def register_panels(appliance: Appliance) -> list[Panel]:
     Called once at start-up. Return :class:`appliance.core.panels.Panel` objects (id,
     title, order, template and an async data function); the dashboard renders them sorted
     by ``order``. Every plugin's panels are collected.
+    """
+
+
+# --- operations -----------------------------------------------------------------------
+
+
+@hookspec
+def register_checks(appliance: Appliance) -> list[Check]:
+    """Provide checks of the servers a plugin talks to (broker, database, cache...).
+
+    Called by ``appliance doctor`` and once when ``serve`` (or ``process``) builds its
+    ``/readyz``, before anything is started. Return :class:`appliance.core.checks.Check`
+    objects, only for what the settings make this plugin use (an empty list otherwise);
+    each one's ``run`` connects on its own, says in one line what it found, or raises
+    ``CheckFailed(problem, fix)``. Every plugin's checks are collected.
+    """
+
+
+@hookspec
+def register_metrics(appliance: Appliance) -> list[Collector]:
+    """Provide Prometheus collectors for ``/metrics``.
+
+    Called once per appliance when its metrics registry is built (``serve``, or ``process``
+    with ``metrics.port``). Return ``prometheus_client`` collectors (metric objects created
+    with ``registry=None``, or objects with a ``collect()`` method read at scrape time);
+    they are registered in the appliance's own registry. Name metrics ``appliance_<plugin>_``
+    and keep label values few. Every plugin's collectors are collected.
     """
 
 

@@ -6,8 +6,8 @@ pure functions, and the transport's publish never waits on I/O.
 
 from __future__ import annotations
 
-import time
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 

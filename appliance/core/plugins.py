@@ -21,6 +21,7 @@ BUILTIN_PLUGINS = (
     "plugins.store_sqlite",
     "plugins.store_redis",
     "plugins.store_postgres",
+    "plugins.postgres_check",
     "plugins.transport_memory",
     "plugins.transport_kafka",
     "plugins.auth_local",

@@ -16,8 +16,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from appliance.core.aggregation import Batch, aggregate
 from appliance.core.applied import AppliedPositions
@@ -36,6 +36,7 @@ class ProcessorStats:
     consume_errors: int = 0
     already_held: int = 0  # events not written to a store because it held them already
     last_flush_at: float = 0.0
+    store_write_errors: dict[str, int] = field(default_factory=dict)  # by store name
 
 
 class Processor:
@@ -54,6 +55,8 @@ class Processor:
         self.retry_backoff_s = retry_backoff_s
         self.attempts_when_stopping = 5
         self.stats = ProcessorStats()
+        # Called with each successful flush's duration in seconds (/metrics observes it).
+        self.flush_observers: list[Callable[[float], None]] = []
         # Real-time stores (Redis) never hold up a commit: the feed catches them up.
         self.realtime = RealtimeFeed(self.stores)
         self.applied = AppliedPositions(self.realtime.required)
@@ -116,6 +119,7 @@ class Processor:
 
     async def flush(self, delivery: Delivery) -> None:
         """Write to each store what it lacks of `delivery`, then commit the delivery."""
+        started = time.monotonic()
         keys = {(position.topic, position.partition) for position in delivery.positions}
         # Stores that hold the same offsets share one batch (the usual case: all of them).
         batches: dict[tuple[tuple[tuple[str, str], int], ...], Batch | None] = {}
@@ -136,6 +140,8 @@ class Processor:
                 await call(store.write_batch, batch)
             except Exception:
                 self.applied.forget(store)  # it may hold the batch even though it failed
+                errors = self.stats.store_write_errors
+                errors[store.name] = errors.get(store.name, 0) + 1
                 raise
             self.applied.advance(store, batch.positions)
         await self.realtime.offer(delivery, batches)
@@ -143,6 +149,8 @@ class Processor:
         self.stats.flushes += 1
         self.stats.events += len(delivery.events)
         self.stats.last_flush_at = time.time()
+        for observe in self.flush_observers:
+            observe(time.monotonic() - started)
 
 
 def _batch_lacking(delivery: Delivery, held: Applied) -> Batch | None:

@@ -113,6 +113,8 @@ def core_problems(settings: Dynaconf) -> list[str]:
         require(settings, "host"),
         require(settings, "port", is_int(1, 65535)),
         require(settings, "log_level", one_of(("critical", "error", "warning", "info", "debug"))),
+        require(settings, "log_format", one_of(("text", "json"))),
+        require(settings, "log_access", is_bool),
         require(settings, "request_timeout_s", is_int(1, 300)),
         require(settings, "transport"),
         require(settings, "stores", is_list),
@@ -132,8 +134,19 @@ def core_problems(settings: Dynaconf) -> list[str]:
         require(settings, "processor.max_batch_events", is_int(1, 1_000_000)),
         require(settings, "auth.session_days", is_int(1, 365)),
         require(settings, "auth.secure_cookies", is_bool),
+        require(settings, "metrics.port", is_int(0, 65535)),
+        require(settings, "metrics.host"),
+        _metrics_token_problem(settings),
     ]
     return [problem for problem in checks if problem]
+
+
+def _metrics_token_problem(settings: Dynaconf) -> str | None:
+    """Checked by hand: `require` would quote the value, and the token is a secret."""
+    token = settings.get("metrics.token")
+    if token and len(str(token)) < 16:
+        return "METRICS.TOKEN: must be at least 16 characters (APPLIANCE_METRICS__TOKEN)"
+    return None
 
 
 def data_dir(settings: Dynaconf) -> Path:

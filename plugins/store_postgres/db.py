@@ -59,12 +59,18 @@ class Database:
                 self._pool = None
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
-        """A pooled connection in a transaction, committed on success, rolled back on error."""
+    def connection(self, setup: bytes = b"") -> Iterator[psycopg.Connection]:
+        """A pooled connection in a transaction, committed on success, rolled back on error.
+
+        `setup` runs first: `SET LOCAL` statements, which end with the transaction (so they
+        work through a transaction-mode pooler too).
+        """
         if self._pool is None:
             raise RuntimeError("postgres store is not open")
         try:
             with self._pool.connection() as conn:
+                if setup:
+                    conn.execute(setup)
                 yield conn
         except PoolTimeout as error:
             raise self.unavailable(self._why_no_connection()) from error

@@ -10,12 +10,14 @@ Rows are ranked by sums first and sketches are unioned only for the values that 
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import psycopg
 
 from appliance.core.stores import BreakdownRow, Kpis, PageRow, SeriesPoint
 from plugins.store_postgres import spans
+from plugins.store_postgres.rollups import PAIR, PROPS
 from plugins.store_postgres.segment_queries import OMIT_EMPTY, UNKNOWN, make_kpis
 from plugins.store_postgres.sketches import ADD_VISITOR, UNION, cardinality
 from plugins.store_postgres.top_values import ties_included, top_by_visitors
@@ -37,11 +39,11 @@ def _in_pieces(table: str, where: str = "") -> str:
     )
 
 
-def _raw_events(where: str = "") -> str:
+def _raw_events(where: str = "", join: str = "") -> str:
     """The raw events (alias e) inside the partial-hour pieces."""
     return (
         "p CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.site_id = %(site)s"
-        f" AND e.ts >= p.lo AND e.ts < p.hi{where}) e WHERE p.width = 0"
+        f" AND e.ts >= p.lo AND e.ts < p.hi{where}) e {join} WHERE p.width = 0"
     )
 
 
@@ -67,18 +69,38 @@ def _live_visits(start: int, end: int, params: dict[str, Any]) -> str:
 def _site_series(
     conn: psycopg.Connection, site: int, buckets: list[int], end: int
 ) -> list[tuple[int, int, int, int]]:
-    """(bucket, pageviews, events, visitors) for the buckets that have events."""
-    params = _params(site, buckets, end)
-    return conn.execute(
-        f"{PIECES}, parts AS ("
-        f" SELECT p.t, r.pageviews, r.events, r.visitors FROM {_in_pieces('rollup_site')}"
-        " UNION ALL SELECT p.t, count(*) FILTER (WHERE e.name = 'pageview'),"
-        f" count(*) FILTER (WHERE e.name <> 'pageview'), {ADD_VISITOR.format('e.visitor_id')}"
-        f" FROM {_raw_events()} GROUP BY p.t)"
-        f" SELECT t, sum(pageviews)::bigint, sum(events)::bigint, {PEOPLE}"
-        " FROM parts GROUP BY t ORDER BY t",
-        params,
-    ).fetchall()
+    """(bucket, pageviews, events, visitors) for the buckets that have events.
+
+    A bucket that is exactly one rollup row (an hour, a UTC day) reads that row's count
+    straight from its sketch; only the others need a union (mostly the first and last).
+    """
+    pieces = spans.for_buckets(buckets, end)
+    whole, split = spans.Pieces([], [], [], []), spans.Pieces([], [], [], [])
+    counts = Counter(pieces.t)
+    for t, width, lo, hi in zip(*pieces, strict=True):
+        target = whole if counts[t] == 1 and hi - lo == width else split
+        for column, value in zip(target, (t, width, lo, hi), strict=True):
+            column.append(value)
+    rows = []
+    if whole.t:
+        rows += conn.execute(
+            f"{PIECES} SELECT p.t, r.pageviews, r.events, {cardinality('r.visitors')}"
+            " FROM p JOIN rollup_site r ON r.site_id = %(site)s AND r.width = p.width"
+            " AND r.bucket = p.lo",
+            {"site": site, **whole._asdict()},
+        ).fetchall()
+    if split.t:
+        rows += conn.execute(
+            f"{PIECES}, parts AS ("
+            f" SELECT p.t, r.pageviews, r.events, r.visitors FROM {_in_pieces('rollup_site')}"
+            " UNION ALL SELECT p.t, count(*) FILTER (WHERE e.name = 'pageview'),"
+            f" count(*) FILTER (WHERE e.name <> 'pageview'), {ADD_VISITOR.format('e.visitor_id')}"
+            f" FROM {_raw_events()} GROUP BY p.t)"
+            f" SELECT t, sum(pageviews)::bigint, sum(events)::bigint, {PEOPLE}"
+            " FROM parts GROUP BY t",
+            {"site": site, **split._asdict()},
+        ).fetchall()
+    return sorted(rows)
 
 
 def kpis(conn: psycopg.Connection, site: int, start: int, end: int) -> Kpis:
@@ -245,3 +267,35 @@ def breakdown(
         BreakdownRow(value or UNKNOWN, people, views[value], custom[value])
         for value, people in shown
     ]
+
+
+def event_properties(
+    conn: psycopg.Connection, site: int, start: int, end: int, event: str, limit: int
+) -> list[BreakdownRow]:
+    """The custom event's "key: value" props, from rollup_prop, ranked like breakdowns."""
+    params = _params(site, [start], end, event=event)
+    raw_pairs = _raw_events(" AND e.name = %(event)s", PROPS)
+    counts = dict(
+        conn.execute(
+            f"{PIECES}, parts AS ("
+            f" SELECT r.pair, r.events FROM {_in_pieces('rollup_prop', ' AND r.name = %(event)s')}"
+            f" UNION ALL SELECT {PAIR}, count(*) FROM {raw_pairs} GROUP BY 1)"
+            " SELECT pair, sum(events)::bigint FROM parts GROUP BY pair",
+            params,
+        ).fetchall()
+    )
+    chosen = " AND r.name = %(event)s AND r.pair = ANY(%(pairs)s)"
+
+    def count(pairs: list[str]) -> dict[str, int]:
+        rows = conn.execute(
+            f"{PIECES}, parts AS ("
+            f" SELECT r.pair, r.visitors FROM {_in_pieces('rollup_prop', chosen)}"
+            f" UNION ALL SELECT {PAIR}, {ADD_VISITOR.format('e.visitor_id')} FROM {raw_pairs}"
+            f" AND {PAIR} = ANY(%(pairs)s) GROUP BY 1)"
+            f" SELECT pair, {PEOPLE} FROM parts GROUP BY pair",
+            params | {"pairs": pairs},
+        ).fetchall()
+        return dict(rows)
+
+    shown = _by_visitors(counts, limit, counts, count)
+    return [BreakdownRow(pair, people, 0, counts[pair]) for pair, people in shown]

@@ -63,6 +63,10 @@ def _statement(fold: Fold, sketches: Sketches, prefix: str = "") -> str:
     )
 
 
+# An event's props as "key: value" rows (`kv`); events without props have none.
+PROPS = "CROSS JOIN LATERAL jsonb_each_text(e.props) AS kv"
+PAIR = "kv.key || ': ' || kv.value"
+
 _EVENT_COUNTS = (
     ("pageviews", "count(*) FILTER (WHERE e.name = 'pageview')"),
     ("events", "count(*) FILTER (WHERE e.name <> 'pageview')"),
@@ -70,7 +74,7 @@ _EVENT_COUNTS = (
 
 
 def fold_events(sketches: Sketches) -> list[str]:
-    """Statements folding `batch_events` into rollup_site, rollup_page and rollup_event."""
+    """Statements folding `batch_events` into rollup_site, _page, _event and _prop."""
     visitor = ADD_VISITOR.format("e.visitor_id")
     # A page's visitors are those who viewed it: its custom events count, their senders don't.
     viewer = f"{visitor} FILTER (WHERE e.name = 'pageview')"
@@ -80,6 +84,8 @@ def fold_events(sketches: Sketches) -> list[str]:
              "FROM batch_events e", "e.ts"),
         Fold("rollup_event", (("name", "e.name"),), (("events", "count(*)"),), visitor,
              "FROM batch_events e WHERE e.name <> 'pageview'", "e.ts"),
+        Fold("rollup_prop", (("name", "e.name"), ("pair", PAIR)), (("events", "count(*)"),),
+             visitor, f"FROM batch_events e {PROPS}", "e.ts"),
     ]  # fmt: skip
     return [_statement(fold, sketches) for fold in folds]
 

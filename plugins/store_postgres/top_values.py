@@ -18,7 +18,7 @@ SKETCH_SLACK = 1.03
 
 def candidates_by_bound(bounds: dict[str, int], limit: int) -> list[str]:
     ranked = sorted(bounds, key=lambda value: (-bounds[value], value))
-    return ranked[: max(3 * limit, 30)]
+    return ranked[: max(2 * limit, 20)]
 
 
 def top_by_visitors(

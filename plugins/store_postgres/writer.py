@@ -41,7 +41,6 @@ VISIT_COLUMNS = (
 
 def write(conn: psycopg.Connection, batch: Batch, sketches: Sketches) -> bool:
     """Apply what the store lacks of `batch`; False when it held all of it already."""
-    conn.execute("SET LOCAL work_mem = '32MB'")  # the flush's groupings stay in memory
     lacking = _lacking_part(conn, batch)
     if lacking is None:
         return False

@@ -13,6 +13,7 @@ from appliance import hookimpl
 from plugins.store_redis.config import DEFAULTS, NAME, RedisSettings, problems
 
 if TYPE_CHECKING:
+    from appliance.core.checks import Check
     from plugins.store_redis.store import RedisStore
 
 
@@ -33,3 +34,12 @@ def register_stores(appliance: Any) -> list[RedisStore]:
     from plugins.store_redis.store import RedisStore
 
     return [RedisStore(RedisSettings.from_settings(appliance.settings))]
+
+
+@hookimpl
+def register_checks(appliance: Any) -> list[Check]:
+    if NAME not in appliance.settings.stores:
+        return []
+    from plugins.store_redis.check import redis_check
+
+    return [redis_check(RedisSettings.from_settings(appliance.settings))]

@@ -13,6 +13,8 @@ from appliance import hookimpl
 from plugins.transport_kafka.config import DEFAULTS, NAME, KafkaSettings, problems
 
 if TYPE_CHECKING:
+    from appliance.core.checks import Check
+    from plugins.transport_kafka.metrics import KafkaCollector
     from plugins.transport_kafka.transport import KafkaTransport
 
 
@@ -34,3 +36,21 @@ def register_transport(appliance: Any) -> KafkaTransport | None:
     from plugins.transport_kafka.transport import KafkaTransport
 
     return KafkaTransport(KafkaSettings.from_settings(settings))
+
+
+@hookimpl
+def register_checks(appliance: Any) -> list[Check]:
+    if appliance.settings.transport != NAME:
+        return []
+    from plugins.transport_kafka.check import broker_check
+
+    return [broker_check(KafkaSettings.from_settings(appliance.settings))]
+
+
+@hookimpl
+def register_metrics(appliance: Any) -> list[KafkaCollector]:
+    if appliance.settings.transport != NAME:
+        return []
+    from plugins.transport_kafka.metrics import KafkaCollector
+
+    return [KafkaCollector(appliance.transport)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -21,6 +22,7 @@ from appliance.core.transport import Delivery, ResumeOffsets, TransportUnavailab
 from plugins.transport_kafka.config import KafkaSettings
 from plugins.transport_kafka.consumer import EventConsumer
 from plugins.transport_kafka.logs import ThrottledLog
+from plugins.transport_kafka.metrics import produce_latency_histogram
 from plugins.transport_kafka.producer import EventProducer, librdkafka_log
 from plugins.transport_kafka.topics import TopicSpec, ensure_topics
 
@@ -42,6 +44,7 @@ class KafkaTransport:
         self._topics_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._dead_letters_seen = 0
+        self.produce_latency = produce_latency_histogram()  # shown by metrics.py
 
     async def start(self) -> None:
         self.producer.start()
@@ -49,7 +52,12 @@ class KafkaTransport:
         self._topics_task = asyncio.create_task(self._create_topics(), name="kafka-topics")
 
     def publish(self, events: list[Event]) -> asyncio.Future[str | None]:
-        return self.producer.publish(events)
+        started = time.monotonic()
+        acknowledged = self.producer.publish(events)
+        acknowledged.add_done_callback(
+            lambda _: self.produce_latency.observe(time.monotonic() - started)
+        )
+        return acknowledged
 
     async def subscribe(self, resume_offsets: ResumeOffsets) -> None:
         timeout_s = self.settings.startup_timeout_s

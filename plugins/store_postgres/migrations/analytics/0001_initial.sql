@@ -100,6 +100,19 @@ CREATE TABLE rollup_event (
     events bigint NOT NULL,
     PRIMARY KEY (site_id, width, bucket, name)
 );
+-- The "key: value" props of custom events, per event name.
+CREATE TABLE rollup_prop (
+    site_id bigint NOT NULL,
+    width integer NOT NULL CHECK (width IN (3600, 86400)),
+    bucket bigint NOT NULL,
+    name text NOT NULL,
+    pair text NOT NULL,
+    events bigint NOT NULL,
+    PRIMARY KEY (site_id, width, bucket, name, pair)
+);
+-- Breakdowns rank values by these sums before any sketch is read: index-only scans.
+CREATE INDEX rollup_page_counts ON rollup_page (site_id, width, bucket)
+    INCLUDE (path, pageviews, events);
 -- Closed visits by the hour/day they started, per visit property and value ('*' = all).
 CREATE TABLE rollup_visit (
     site_id bigint NOT NULL,
@@ -114,6 +127,8 @@ CREATE TABLE rollup_visit (
     duration_s double precision NOT NULL,
     PRIMARY KEY (site_id, property, width, bucket, value)
 );
+CREATE INDEX rollup_visit_counts ON rollup_visit (site_id, property, width, bucket)
+    INCLUDE (value, visits, pageviews, events);
 
 -- The last transport offset applied per (topic, partition), written in the same
 -- transaction as the rows: a redelivered batch finds its offsets here and changes nothing.

@@ -18,6 +18,7 @@ BEGIN
     EXECUTE 'ALTER TABLE rollup_site ADD COLUMN visitors hll';
     EXECUTE 'ALTER TABLE rollup_page ADD COLUMN visitors hll';
     EXECUTE 'ALTER TABLE rollup_event ADD COLUMN visitors hll';
+    EXECUTE 'ALTER TABLE rollup_prop ADD COLUMN visitors hll';
     EXECUTE 'ALTER TABLE rollup_visit ADD COLUMN visitors hll';
     -- hll_cardinality switches from linear counting to the raw HyperLogLog estimate at
     -- 2.5 m distinct (m = 65536 registers), where the raw estimate runs up to about 3 % high.

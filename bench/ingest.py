@@ -1,0 +1,165 @@
+"""Section 1 (ingest throughput and latency), 5 (memory of serve) and 6 (tracker size).
+
+wrk (1 thread, the Lua script's realistic events) against, in one run:
+- nginx `return 204;` (1 worker process),
+- the trivial Starlette endpoint (bench/baseline_app.py) under one uvicorn process with the
+  appliance's uvicorn settings,
+- `appliance serve` embedded (in-process queue, processor and SQLite, one process),
+- `appliance serve` with the Kafka transport (202 after the broker's ack) and a separate
+  `appliance process` writing SQLite.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+
+from bench.common import (
+    HERE,
+    UVICORN_FLAGS,
+    Appliance,
+    RssSampler,
+    free_port,
+    rss_mib,
+    run_wrk,
+    stop,
+    wait_ready,
+)
+
+NGINX_CONF = """daemon off;
+master_process on;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log stderr error;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ return 204; }}
+    }}
+}}
+"""
+
+
+def bench_nginx(seconds: int, connections: int) -> dict[str, Any]:
+    binary = next((p for p in ("/usr/sbin/nginx", "/usr/bin/nginx") if Path(p).exists()), None)
+    if binary is None:
+        return {"skipped": "nginx is not installed (apt-get install -y nginx-light)"}
+    directory = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+    port = free_port()
+    (directory / "nginx.conf").write_text(NGINX_CONF.format(dir=directory, port=port))
+    server = subprocess.Popen(
+        [binary, "-p", str(directory), "-c", str(directory / "nginx.conf")],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/api/events", server)
+        result = run_wrk(f"http://127.0.0.1:{port}/api/events", seconds, connections)
+        result["processes"] = "nginx: 1 master + 1 worker"
+        return result
+    finally:
+        stop(server)  # SIGTERM to the master: it stops its worker
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def bench_starlette(seconds: int, connections: int) -> dict[str, Any]:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port),
+         *UVICORN_FLAGS],
+        cwd=HERE.parent,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/api/events"
+        wait_ready(url, server)
+        with RssSampler(server.pid) as rss:
+            result = run_wrk(url, seconds, connections)
+        result["rss_load_mib"] = round(rss.max_mib, 1)
+        result["processes"] = "uvicorn: 1"
+        return result
+    finally:
+        stop(server)
+
+
+def tracker_size(url: str) -> dict[str, int]:
+    raw = httpx.get(f"{url}/tracker.js").content
+    served = httpx.get(f"{url}/tracker.js", headers={"accept-encoding": "gzip"})
+    return {
+        "raw_bytes": len(raw),
+        "gzip9_bytes": len(gzip.compress(raw, 9)),
+        "served_content_encoding": served.headers.get("content-encoding", "identity"),
+        "served_bytes_with_accept_gzip": int(served.headers.get("content-length", len(raw))),
+    }
+
+
+def bench_appliance(profile: str, seconds: int, connections: int) -> dict[str, Any]:
+    with Appliance(profile) as app:
+        app.start_serve()
+        if profile != "embedded":
+            app.start_processor()
+        time.sleep(2)  # idle: start-up done, nothing sent yet but the readiness probe
+        idle = rss_mib(app.serve.pid)[0]
+        tracker = tracker_size(app.url) if profile == "embedded" else None
+        before = app.counted()
+        with RssSampler(app.serve.pid) as rss:
+            result = run_wrk(f"{app.url}/api/events", seconds, connections)
+        result["rss_idle_mib"] = round(idle, 1)
+        result["rss_load_mib"] = round(rss.max_mib, 1)
+        result["processes"] = (
+            "appliance serve: 1 (ingest + processor + SQLite in one process)"
+            if profile == "embedded"
+            else "appliance serve: 1 + appliance process: 1 (SQLite)"
+        )
+        # Every 202 must be counted: wait for the processor to drain, then compare.
+        accepted = result["requests"] - result["errors"]
+        started = time.monotonic()
+        try:
+            app.wait_counted(before + accepted, 90)
+        except RuntimeError as error:
+            result["drain_error"] = str(error)
+        result["accepted"] = accepted
+        result["stored"] = app.counted() - before
+        result["drain_after_load_s"] = round(time.monotonic() - started, 2)
+        if tracker:
+            result["tracker"] = tracker
+        return result
+
+
+def run(seconds: int, connections: int, more_connections: int = 0) -> dict[str, Any]:
+    """The four targets at `connections`; with `more_connections`, Starlette and the Kafka
+    profile again at that many (the Kafka profile is bound by the broker's ack latency: with
+    C connections it cannot exceed C / latency requests/s)."""
+    rows: dict[str, Any] = {}
+    plan: list[tuple[str, int, Any]] = [
+        ("nginx_204", connections, bench_nginx),
+        ("starlette_trivial", connections, bench_starlette),
+        ("appliance_embedded", connections, lambda s, c: bench_appliance("embedded", s, c)),
+        ("appliance_kafka", connections, lambda s, c: bench_appliance("kafka", s, c)),
+    ]
+    if more_connections:
+        plan += [
+            (f"starlette_trivial@{more_connections}", more_connections, bench_starlette),
+            (f"appliance_kafka@{more_connections}", more_connections,
+             lambda s, c: bench_appliance("kafka", s, c)),
+        ]  # fmt: skip
+    for name, count, call in plan:
+        print(f"  ingest: {name}", file=sys.stderr)
+        try:
+            rows[name] = call(seconds, count) | {"connections": count}
+        except Exception as error:  # report the others
+            rows[name] = {"skipped": f"{type(error).__name__}: {error}", "connections": count}
+    return rows

@@ -1,0 +1,115 @@
+"""Section 3 (processor throughput) and 5 (memory of `process` under a backlog).
+
+A backlog of N events (a realistic mix: 5 sites, 60 paths, a visitor per 3 events, 10 % custom
+events, timestamps within the last minute) is published to a fresh topic first. Then
+`appliance process` (APPLIANCE_ENV=local: Postgres + Redis, a fresh consumer group, database
+and Redis prefix) starts with one process, and again with two in a new group and database,
+reading the same topic (6 partitions) from the start. Events/s = events stored in Postgres
+(counted with SQL every 0.25 s) from the first stored event to the last; the figure with
+start-up (interpreter, plugins, group join) included is given beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from typing import Any
+
+import psycopg
+
+from bench.common import KAFKA, Appliance, RssSampler, delete_topics, unique
+
+
+def publish_backlog(topic: str, count: int) -> dict[str, Any]:
+    from appliance.core.settings import apply_defaults, load_settings
+    from bench.redis_flush import make_events
+    from plugins.transport_kafka.config import DEFAULTS, KafkaSettings
+    from plugins.transport_kafka.transport import KafkaTransport
+
+    settings = load_settings(transport="kafka", kafka={"bootstrap_servers": KAFKA, "topic": topic})
+    apply_defaults(settings, {"kafka": DEFAULTS})
+    events = make_events(count, 0, random.Random(11))  # noqa: S311
+
+    async def body() -> float:
+        transport = KafkaTransport(KafkaSettings.from_settings(settings))
+        await transport.start()
+        await asyncio.wait_for(transport._topics_ready.wait(), 30)  # noqa: SLF001
+        started = time.monotonic()
+        waiting: list[asyncio.Future[Any]] = []
+        for first in range(0, count, 50):
+            waiting.append(transport.publish(events[first : first + 50]))
+            if len(waiting) >= 400:  # 20,000 events in flight at most
+                errors = [e for e in await asyncio.gather(*waiting) if e]
+                if errors:
+                    raise RuntimeError(f"publish failed: {errors[0]}")
+                waiting = []
+        errors = [e for e in await asyncio.gather(*waiting) if e]
+        if errors:
+            raise RuntimeError(f"publish failed: {errors[0]}")
+        took = time.monotonic() - started
+        await transport.stop()
+        await transport.close()
+        return took
+
+    took = asyncio.run(body())
+    return {"events": count, "publish_s": round(took, 1)}
+
+
+def consume(topic: str, count: int, processes: int, timeout_s: float) -> dict[str, Any]:
+    app = Appliance("local", sites=())
+    app.env["APPLIANCE_KAFKA__TOPIC"] = topic  # the shared backlog
+    app.topic = ""  # deleted by run(), not by this deployment
+    with app:
+        dsn = app.env["APPLIANCE_POSTGRES__DSN"]
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            started = time.monotonic()
+            workers = [app.start_processor() for _ in range(processes)]
+            samplers = [RssSampler(w.pid).__enter__() for w in workers]
+            first_at = stored = first_count = 0
+            try:
+                while stored < count:
+                    if time.monotonic() - started > timeout_s:
+                        break
+                    if any(w.poll() is not None for w in workers):
+                        raise RuntimeError("a processor exited")
+                    time.sleep(0.25)
+                    stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+                    if stored and not first_at:
+                        first_at, first_count = time.monotonic(), stored
+                done = time.monotonic()
+            finally:
+                for sampler in samplers:
+                    sampler.__exit__()
+    steady = (stored - first_count) / (done - first_at) if done > first_at else 0
+    return {
+        "processes": processes,
+        "stored": stored,
+        "complete": stored >= count,
+        "events_per_s": round(steady),
+        "events_per_s_per_process": round(steady / processes),
+        "events_per_s_with_startup": round(stored / (done - started)),
+        "startup_to_first_flush_s": round(first_at - started, 1) if first_at else None,
+        "rss_process_backlog_mib": [round(s.max_mib, 1) for s in samplers],
+        "sketches": app.sketches,
+    }
+
+
+def run(count: int, timeout_s: float) -> dict[str, Any]:
+    topic = unique("bench_backlog")
+    result: dict[str, Any] = {}
+    try:
+        print(f"  processor: publishing a backlog of {count:,} events", file=sys.stderr)
+        result["backlog"] = publish_backlog(topic, count)
+        for processes in (1, 2):
+            print(f"  processor: {processes} process(es)", file=sys.stderr)
+            try:
+                result[f"processes_{processes}"] = consume(topic, count, processes, timeout_s)
+            except Exception as error:
+                result[f"processes_{processes}"] = {"skipped": f"{type(error).__name__}: {error}"}
+    except Exception as error:
+        result["skipped"] = f"{type(error).__name__}: {error}"
+    finally:
+        delete_topics(topic, f"{topic}_dlq")
+    return result

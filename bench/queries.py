@@ -1,0 +1,180 @@
+"""Section 4: stats API latency over 30 days of data (p50/p95), embedded SQLite and Postgres.
+
+The data is bench/postgres_queries.py's generator (one site, visits with Zipf-distributed
+pages, sources, countries, browsers; 30 days) written through each store's real write path
+in flushes of 5,000 events. The endpoints are called through the stats API in-process
+(Starlette TestClient: routing, API-key auth, the query, JSON). The sizes are what fits the
+10-minute budget on 2 cores; `--sqlite-events` / `--pg-events` change them. The Postgres
+store's own 10M-event run is `python -m bench.postgres_queries` (about 25 min of loading on
+this machine); its last result file, if present, is quoted beside ours.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, create_database, drop_database, percentiles, unique
+
+DAYS = 30
+FLUSH = 5000
+
+
+def end_time() -> float:
+    """Mid-afternoon yesterday (UTC), inside an hour: the 30 days end here."""
+    day = 86_400
+    return float(time.time() // day * day - day + 15 * 3600 + 1234)
+
+
+def endpoints(rng: str) -> dict[str, str]:
+    return {
+        "kpis": f"/api/analytics/kpis?{rng}",
+        "timeseries (day)": f"/api/analytics/timeseries?{rng}&interval=day",
+        "top-pages": f"/api/analytics/top-pages?{rng}&limit=10",
+        "breakdown source": f"/api/analytics/breakdown?{rng}&property=source&limit=10",
+        "breakdown country": f"/api/analytics/breakdown?{rng}&property=country&limit=10",
+    }
+
+
+def time_api(appliance: Any, key: str, end: float, runs: int) -> dict[str, Any]:
+    from starlette.testclient import TestClient
+
+    from appliance.app import create_app
+    from appliance.core.periods import parse_range
+    from bench.postgres_queries import DOMAIN, _iso
+
+    span = parse_range("30d", now=end, tz="UTC")
+    rng = f"domain={DOMAIN}&from={_iso(span.start, 'UTC')}&to={_iso(span.end, 'UTC')}"
+    headers = {"authorization": f"Bearer {key}"}
+    results: dict[str, Any] = {}
+    with TestClient(create_app(appliance), base_url="http://bench", headers=headers) as client:
+        for name, path in endpoints(rng).items():
+            for _ in range(2):
+                answer = client.get(path)
+                assert answer.status_code == 200, answer.text
+            samples = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                client.get(path)
+                samples.append(time.perf_counter() - started)
+            row = percentiles(samples)
+            results[name] = {"p50_ms": row["p50_ms"], "p95_ms": row["p95_ms"]}
+    return results
+
+
+def load_sqlite(path: Path, total: int, end: float) -> dict[str, Any]:
+    from appliance.core.aggregation import aggregate
+    from appliance.core.transport import Offset, Position
+    from bench.postgres_queries import generate
+    from plugins.store_sqlite.analytics import SqliteAnalyticsStore
+
+    store = SqliteAnalyticsStore(path)
+    store.open()
+    started, offset, write_s = time.monotonic(), 0, 0.0
+    try:
+        for day_events in generate(total, DAYS, end):
+            for first in range(0, len(day_events), FLUSH):
+                chunk = day_events[first : first + FLUSH]
+                offsets = [Offset("bench", "0", offset + i) for i in range(len(chunk))]
+                position = Position("bench", "0", offset, offset + len(chunk) - 1)
+                begun = time.monotonic()
+                store.write_batch(aggregate(chunk, [position], offsets))
+                write_s += time.monotonic() - begun
+                offset += len(chunk)
+    finally:
+        store.close()
+    return {"events": offset, "load_s": round(time.monotonic() - started, 1),
+            "write_events_per_s": round(offset / write_s) if write_s else None}  # fmt: skip
+
+
+def bench_sqlite(total: int, runs: int) -> dict[str, Any]:
+    from appliance.core.accounts import token_digest
+    from appliance.core.runtime import Appliance
+    from bench.postgres_queries import DOMAIN, KEY
+
+    end = end_time()
+    with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as directory:
+        result: dict[str, Any] = {"load": load_sqlite(Path(directory) / "analytics.db", total, end)}
+        appliance = Appliance.create(
+            data_dir=directory, stores=["sqlite"], account_store="sqlite",
+            plugins={"autoload": False}, log_level="warning",
+        )  # fmt: skip
+        accounts = appliance.accounts
+        accounts.open()
+        owner = accounts.create_user("bench@example.com", None, True)
+        site = accounts.create_site(DOMAIN, owner.id)
+        assert site.id == 1, site
+        accounts.create_api_key(owner.id, "bench", token_digest(KEY))
+        accounts.close()
+        result["queries"] = time_api(appliance, KEY, end, runs)
+        result["db_mib"] = round((Path(directory) / "analytics.db").stat().st_size / 2**20, 1)
+    return result
+
+
+def bench_postgres(total: int, runs: int) -> dict[str, Any]:
+    from bench.postgres_queries import KEY, SERVER, build_appliance, load
+    from plugins.store_postgres.analytics import PostgresAnalyticsStore
+    from plugins.store_postgres.config import PostgresSettings
+    from plugins.store_postgres.db import Database
+
+    name = unique("bench_queries")
+    sketches = create_database(name)
+    dsn = f"{SERVER}/{name}"
+    end = end_time()
+    try:
+        settings = PostgresSettings(
+            dsn=dsn, sslmode="", pool_min=1, pool_max=8, pool_timeout_s=30, connect_timeout_s=5,
+            prepared_statements=True, retention_days=0,
+        )  # fmt: skip
+        store = PostgresAnalyticsStore(Database(settings))
+        store.open()
+        try:
+            result: dict[str, Any] = {"sketches": sketches}
+            result["load"] = load(store, total, DAYS, end, FLUSH)
+            with tempfile.TemporaryDirectory() as data_dir:
+                appliance = build_appliance(dsn, Path(data_dir), "UTC")
+                result["queries"] = time_api(appliance, KEY, end, runs)
+        finally:
+            store.close()
+    finally:
+        drop_database(name)
+    return result
+
+
+def reused_postgres_file() -> dict[str, Any] | None:
+    path = RESULTS / "postgres.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text()).get("sketches") or {}
+    queries = data.get("queries", {})
+    names = {"kpis": "kpis", "timeseries (day)": "timeseries (30 days)",
+             "top-pages": "top-pages", "breakdown source": "breakdown source",
+             "breakdown country": "breakdown country"}  # fmt: skip
+    return {
+        "file": str(path.relative_to(RESULTS.parent.parent)),
+        "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime)),
+        "events": data.get("load", {}).get("events", data.get("events")),
+        "queries": {ours: queries[theirs] for ours, theirs in names.items() if theirs in queries},
+    }
+
+
+def run(sqlite_events: list[int], pg_events: int, runs: int, sqlite_runs: int) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for count in sqlite_events:  # two sizes: the SQLite store's cost grows with the events
+        print(f"  queries: SQLite, {count:,} events", file=sys.stderr)
+        try:
+            result[f"sqlite_{count}"] = bench_sqlite(count, sqlite_runs)
+        except Exception as error:
+            result[f"sqlite_{count}"] = {"skipped": f"{type(error).__name__}: {error}"}
+    if pg_events:
+        print(f"  queries: Postgres, {pg_events:,} events", file=sys.stderr)
+        try:
+            result["postgres"] = bench_postgres(pg_events, runs)
+        except Exception as error:
+            result["postgres"] = {"skipped": f"{type(error).__name__}: {error}"}
+    result["postgres_file"] = reused_postgres_file()
+    return result
