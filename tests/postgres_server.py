@@ -83,6 +83,12 @@ def drop(name: str) -> None:
 def hll_template() -> str:
     """A copy of appliance_test made once per run: nobody else connects to it."""
     if "template" not in _state:
+        with psycopg.connect(f"{SERVER}/{HLL_SOURCE}", connect_timeout=3) as conn:
+            if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'hll'").fetchone() is None:
+                pytest.skip(
+                    f"the hll extension is not in {HLL_SOURCE} (services/up.sh installs"
+                    " postgresql-15-hll when apt has it); the sketch tests need it"
+                )
         name = f"appliance_tpl_{uuid.uuid4().hex[:10]}"
         _create(name, HLL_SOURCE)
         _state["template"] = name

@@ -127,7 +127,11 @@ class EventProducer:
     def start_reports(self) -> None:
         """Serve delivery reports from a thread, so a request learns of its ack at once."""
         self._reporting.set()
-        self._reports = threading.Thread(target=self._serve_reports, name="kafka-reports")
+        # A daemon: a transport nobody stopped (a crash, a failed test) must not hold the
+        # interpreter open at exit.
+        self._reports = threading.Thread(
+            target=self._serve_reports, name="kafka-reports", daemon=True
+        )
         self._reports.start()
 
     def stop_reports(self) -> None:
