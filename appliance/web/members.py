@@ -13,44 +13,24 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from appliance.core.accounts import INVITE_ROLES, AccountError, Membership, normalize_domain
+from appliance.core.accounts import INVITE_ROLES, AccountError, Membership
 from appliance.core.invitations import invitation_url, invite
 from appliance.core.stores import call
-from appliance.web.access import MANAGE_ROLES
-from appliance.web.pages import error_page, login_redirect, render
+from appliance.web.pages import render
 from appliance.web.security import CSRF_FIELD, appliance_of, csrf_valid, current_user
-
-
-class Denied(Exception):
-    def __init__(self, response: Response) -> None:
-        self.response = response
+from appliance.web.site_pages import PageDenied, site_membership
 
 
 async def managed_site(request: Request) -> Membership:
     """The caller's membership of the site in the path, which must let them manage it."""
-    user = await current_user(request)
-    if user is None:
-        raise Denied(await login_redirect(request))
-    try:
-        domain = normalize_domain(request.path_params["domain"])
-    except AccountError:
-        domain = ""
-    accounts = appliance_of(request).accounts
-    membership = await call(accounts.membership, user.id, domain) if domain else None
-    if membership is None:
-        raise Denied(error_page(request, 404, "No such site", "You have no site by that name."))
-    if membership.role not in MANAGE_ROLES:
-        raise Denied(
-            error_page(request, 403, "Not allowed", "Only the site's admins manage its members.")
-        )
-    return membership
+    return await site_membership(request, manage=True)
 
 
 async def _managed_form(request: Request) -> tuple[Membership, Any]:
     membership = await managed_site(request)
     form = await request.form()
     if not csrf_valid(request, str(form.get(CSRF_FIELD, ""))):
-        raise Denied(Response("Invalid or missing CSRF token.", status_code=403))
+        raise PageDenied(Response("Invalid or missing CSRF token.", status_code=403))
     return membership, form
 
 
@@ -63,7 +43,7 @@ async def members_page(
 ) -> Response:
     try:
         membership = await managed_site(request)
-    except Denied as denied:
+    except PageDenied as denied:
         return denied.response
     accounts = appliance_of(request).accounts
     site = membership.site
@@ -86,7 +66,7 @@ async def members_page(
 async def invite_member(request: Request) -> Response:
     try:
         membership, form = await _managed_form(request)
-    except Denied as denied:
+    except PageDenied as denied:
         return denied.response
     appliance = appliance_of(request)
     user = await current_user(request)
@@ -112,7 +92,7 @@ async def invite_member(request: Request) -> Response:
 async def change_role(request: Request) -> Response:
     try:
         membership, form = await _managed_form(request)
-    except Denied as denied:
+    except PageDenied as denied:
         return denied.response
     role = str(form.get("role", ""))
     if role not in INVITE_ROLES:
@@ -131,7 +111,7 @@ async def change_role(request: Request) -> Response:
 async def remove_member(request: Request) -> Response:
     try:
         membership, _ = await _managed_form(request)
-    except Denied as denied:
+    except PageDenied as denied:
         return denied.response
     user_id = _int(request.path_params["user_id"])
     accounts = appliance_of(request).accounts
@@ -146,7 +126,7 @@ async def remove_member(request: Request) -> Response:
 async def revoke_invitation(request: Request) -> Response:
     try:
         membership, _ = await _managed_form(request)
-    except Denied as denied:
+    except PageDenied as denied:
         return denied.response
     invitation_id = _int(request.path_params["invitation_id"])
     accounts = appliance_of(request).accounts

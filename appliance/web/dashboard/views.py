@@ -13,40 +13,20 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from appliance.core.accounts import Membership, normalize_domain
+from appliance.core.accounts import Membership
 from appliance.core.filters import FilterError, check_property
 from appliance.core.panels import PanelView
 from appliance.core.stores import call
 from appliance.web.access import MANAGE_ROLES
 from appliance.web.dashboard.state import BadDashboardState, DashboardState
 from appliance.web.domains import remove_site
-from appliance.web.pages import error_page, login_redirect, render, snippet
+from appliance.web.pages import error_page, render, snippet
 from appliance.web.security import CSRF_FIELD, appliance_of, csrf_valid, current_user
+from appliance.web.site_pages import PageDenied, site_membership
 
 LIVE_POLL_S = 1  # a cheap query; panels reload only when it sees new data
 CSV_ROWS = 1000
 TIMEZONES = sorted(zoneinfo.available_timezones())
-
-
-class PageDenied(Exception):
-    def __init__(self, response: Response) -> None:
-        self.response = response
-
-
-async def _membership(request: Request) -> Membership:
-    """The user's membership of the site in the path; redirects or a 404 page otherwise."""
-    user = await current_user(request)
-    if user is None:
-        raise PageDenied(await login_redirect(request))
-    try:
-        domain = normalize_domain(request.path_params["domain"])
-    except ValueError:
-        domain = ""
-    accounts = appliance_of(request).accounts
-    membership = await call(accounts.membership, user.id, domain) if domain else None
-    if membership is None:
-        raise PageDenied(error_page(request, 404, "No such site", "You have no site by that name."))
-    return membership
 
 
 def _state(request: Request, membership: Membership) -> DashboardState:
@@ -56,7 +36,7 @@ def _state(request: Request, membership: Membership) -> DashboardState:
 async def _dashboard(request: Request) -> tuple[Membership, DashboardState, PanelView]:
     """The membership, URL state and panel view of a dashboard request (or PageDenied,
     BadDashboardState)."""
-    membership = await _membership(request)
+    membership = await site_membership(request)
     state = _state(request, membership)
     return membership, state, state.view(appliance_of(request), membership)
 
@@ -116,7 +96,7 @@ async def _live_url(request: Request, domain: str, site_id: int) -> str:
 async def live_counter(request: Request) -> Response:
     """The live counter; tells the page (HX-Trigger) to refresh its panels on new data."""
     try:
-        membership = await _membership(request)
+        membership = await site_membership(request)
     except PageDenied as denied:
         return denied.response
     site = membership.site
@@ -163,7 +143,7 @@ async def settings_page(
     request: Request, message: str = "", error: str = "", status: int = 200
 ) -> Response:
     try:
-        membership = await _membership(request)
+        membership = await site_membership(request)
     except PageDenied as denied:
         return denied.response
     site = membership.site
@@ -179,14 +159,10 @@ async def settings_page(
 
 
 async def _managed_form(request: Request) -> tuple[Membership, Any]:
-    membership = await _membership(request)
+    membership = await site_membership(request, manage=True)
     form = await request.form()
     if not csrf_valid(request, str(form.get(CSRF_FIELD, ""))):
         raise PageDenied(Response("Invalid or missing CSRF token.", status_code=403))
-    if membership.role not in MANAGE_ROLES:
-        raise PageDenied(
-            error_page(request, 403, "Not allowed", "Only the site's admins may change it.")
-        )
     return membership, form
 
 
