@@ -71,6 +71,11 @@ def test_an_address_is_throttled_across_accounts(tmp_path: Path) -> None:
         assert attacker.login("admin@example.com").status_code == 429
         # Someone else, elsewhere, logs in.
         assert from_ip(client, "198.51.100.7").login("admin@example.com").status_code == 303
+    # The count is kept per keyed pseudonym of the address, never the address itself.
+    stored = b"".join(path.read_bytes() for path in (tmp_path / "data").glob("*.db*"))
+    assert b"203.0.113.9" not in stored
+    pseudonym = client.app.state.appliance.address_pseudonym("203.0.113.9")
+    assert f"ip:{pseudonym}".encode() in stored
 
 
 def test_a_good_login_clears_the_account_count(tmp_path: Path) -> None:

@@ -1,12 +1,23 @@
-"""Token buckets on /api/events: per address and per site, 429 with Retry-After."""
+"""Token buckets on /api/events: per address and per site, 429 with Retry-After; shared by
+every instance through Redis when the Redis plugin is in use, per instance otherwise."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
+
+import redis
+from starlette.testclient import TestClient
 
 from appliance.app import create_app
 from appliance.core.ratelimit import TokenBuckets
+from appliance.core.runtime import Appliance
+from plugins.store_redis.config import RedisSettings
+from plugins.store_redis.ratelimit import RedisRateLimiter
 from tests.conftest import Browser, event, make_appliance, make_client, wait_for
+from tests.redis_servers import free_port, require_shared_redis, unique_prefix
+from tests.test_ingest_api import kpis
 
 
 class FakeClock:
@@ -85,5 +96,92 @@ def test_per_address_and_per_site_limits(tmp_path: Path) -> None:
 
 def test_limits_are_off_or_generous_by_default(tmp_path: Path) -> None:
     appliance = make_appliance(tmp_path / "data")
-    assert not appliance.ingest.per_ip.enabled
+    assert appliance.ingest.per_ip is None
+    assert isinstance(appliance.ingest.per_site, TokenBuckets)  # no Redis: this process's own
     assert appliance.ingest.per_site.rate >= 1000
+
+
+# --- shared through Redis ------------------------------------------------------------------
+
+
+def redis_appliance(data_dir: Path, url: str, prefix: str, **ingest: Any) -> Appliance:
+    return make_appliance(
+        data_dir,
+        stores=["sqlite", "redis"],
+        redis={"url": url, "key_prefix": prefix, "timeout_s": 1},
+        ingest={"trusted_proxies": ["testclient"], **ingest},
+    )
+
+
+def post_from(client: TestClient, ip: str, count: int = 1) -> int:
+    body = [event("/", domain="example.com")] * count
+    return client.post("/api/events", json=body, headers={"x-forwarded-for": ip}).status_code
+
+
+def test_instances_sharing_redis_share_the_buckets(tmp_path: Path) -> None:
+    url, prefix = require_shared_redis(), unique_prefix()
+    limits = {"rate_limit_per_site": 1, "burst_per_site": 8}
+    one = redis_appliance(tmp_path / "one", url, prefix, **limits)
+    two = redis_appliance(tmp_path / "two", url, prefix, **limits)
+    with make_client(create_app(one)) as first, make_client(create_app(two)) as second:
+        for client in (first, second):
+            browser = Browser(client)
+            browser.setup_admin()
+            browser.add_domain("example.com")  # site 1 in both account stores
+        assert isinstance(one.ingest.per_site, RedisRateLimiter)
+        assert post_from(first, "198.51.100.1", 5) == 202
+        assert post_from(second, "198.51.100.2", 3) == 202  # 8 of the shared burst spent
+        refused = second.post("/api/events", json=event("/", domain="example.com"))
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        assert post_from(first, "198.51.100.3") == 429  # the other instance is out too
+
+
+def test_addresses_reach_redis_only_as_pseudonyms(tmp_path: Path) -> None:
+    url, prefix = require_shared_redis(), unique_prefix()
+    appliance = redis_appliance(tmp_path / "data", url, prefix, rate_limit_per_ip=1, burst_per_ip=3)
+    ip = "203.0.113.201"
+    with make_client(create_app(appliance)) as client:
+        browser = Browser(client)
+        browser.setup_admin()
+        browser.add_domain("example.com")
+        assert [post_from(client, ip) for _ in range(4)] == [202, 202, 202, 429]
+        assert post_from(client, "203.0.113.202") == 202  # other addresses are unaffected
+    keys = redis.Redis.from_url(url).keys(f"{prefix}:ratelimit:address:*")
+    assert len(keys) == 2
+    pseudonym = appliance.address_pseudonym(ip)
+    assert keys and all(ip.encode() not in key for key in keys)
+    assert any(pseudonym.encode() in key for key in keys)
+
+
+def test_a_lease_serves_many_requests_from_memory(tmp_path: Path) -> None:
+    url, prefix = require_shared_redis(), unique_prefix()
+    limiter = RedisRateLimiter(
+        RedisSettings.from_settings(redis_appliance(tmp_path / "data", url, prefix).settings),
+        "site",
+        rate=1000,
+        burst=5000,
+    )
+
+    async def spend() -> list[float]:
+        waits = [await limiter.acquire("7", 1) for _ in range(50)]
+        await limiter.close()
+        return waits
+
+    assert asyncio.run(spend()) == [0.0] * 50
+    bucket = redis.Redis.from_url(url).hgetall(f"{prefix}:ratelimit:site:{{7}}")
+    # One lease of 50 tokens (5 % of a second's refill) paid for all 50 requests.
+    assert 4950 <= float(bucket[b"tokens"]) < 4951
+
+
+def test_without_redis_the_limit_holds_per_instance(tmp_path: Path) -> None:
+    appliance = redis_appliance(
+        tmp_path / "data", f"redis://127.0.0.1:{free_port()}/0", unique_prefix(),
+        rate_limit_per_site=1, burst_per_site=4,
+    )  # fmt: skip
+    with make_client(create_app(appliance)) as client:
+        browser = Browser(client)
+        browser.setup_admin()
+        browser.add_domain("example.com")
+        assert [post_from(client, "198.51.100.9") for _ in range(5)] == [202] * 4 + [429]
+        wait_for(lambda: kpis(browser)["pageviews"] == 4)  # Redis away: events still land

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from appliance.core.checks import Check
     from appliance.core.enrich import Enricher
     from appliance.core.panels import Panel
+    from appliance.core.ratelimit import RateLimiter
     from appliance.core.runtime import Appliance
     from appliance.core.stores import Store
     from appliance.core.transport import Transport
@@ -85,6 +86,21 @@ def register_transport(appliance: Appliance) -> Transport | None:
     Called once at start-up. Return a :class:`appliance.core.transport.Transport` when
     ``settings.transport`` names this plugin's transport, else None. Stops at the first
     non-None result; exactly one transport must answer.
+    """
+
+
+@hookspec(firstresult=True)
+def register_rate_limiter(
+    appliance: Appliance, scope: str, rate: float, burst: float
+) -> RateLimiter | None:
+    """Provide token buckets shared by every appliance instance for one limit on /api/events.
+
+    Called once at start-up per limit that is on: ``scope`` is "address" (keys are keyed
+    pseudonyms of client addresses, never the address) or "site" (keys are site ids),
+    ``rate`` tokens per second refill each bucket up to ``burst``. Return a
+    :class:`appliance.core.ratelimit.RateLimiter` (awaited per request: answer from memory
+    when you can), or None to leave the limit to this process's own buckets. Stops at the
+    first non-None result.
     """
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from appliance.core.accounts import Site
 from appliance.core.enrich import EnrichContext, Enricher
 from appliance.core.event import Event, IncomingEvent, decode_events, make_decoder
-from appliance.core.ratelimit import RateLimited, TokenBuckets
+from appliance.core.ratelimit import RateLimited, RateLimiter
 from appliance.core.sites import SiteCache
 from appliance.core.transport import Transport, TransportUnavailable
 
@@ -45,12 +46,14 @@ class IngestPipeline:
         enrichers: Sequence[Enricher],
         transport: Transport,
         max_batch_events: int,
-        per_ip: TokenBuckets | None = None,
-        per_site: TokenBuckets | None = None,
+        per_ip: RateLimiter | None = None,
+        per_site: RateLimiter | None = None,
+        address_pseudonym: Callable[[str], str] = str,
     ) -> None:
         self.sites = sites
         self.per_ip = per_ip
         self.per_site = per_site
+        self.address_pseudonym = address_pseudonym
         self.enrichers = sorted(enrichers, key=lambda enricher: enricher.order)
         self.transport = transport
         self.decoder = make_decoder(max_batch_events)
@@ -64,15 +67,21 @@ class IngestPipeline:
         only once the transport holds the events durably.
         """
         incoming = decode_events(self.decoder, body)
-        self._limit(self.per_ip, client_ip, len(incoming), "address")
-        now = time.time()
-        events = []
-        filtered = 0
+        if self.per_ip is not None:
+            key = self.address_pseudonym(client_ip)
+            await self._limit(self.per_ip, key, len(incoming), "address")
+        sites = []
         for item in incoming:
             site = self.sites.lookup(item.domain)
             if site is None:
                 raise UnknownDomain(item.domain)
-            self._limit(self.per_site, site.id, 1, "site")
+            sites.append(site)
+        if self.per_site is not None:
+            await self._limit_sites(sites)
+        now = time.time()
+        events = []
+        filtered = 0
+        for item, site in zip(incoming, sites, strict=True):
             context = EnrichContext(item, client_ip, user_agent, site.domain)
             event = self._enrich(_new_event(item, site.id, now), context)
             if event is None:
@@ -88,10 +97,17 @@ class IngestPipeline:
         self.stats.filtered += filtered
         return IngestResult(accepted=len(events), filtered=filtered)
 
-    def _limit(self, buckets: TokenBuckets | None, key: object, cost: int, scope: str) -> None:
-        if buckets is None or not buckets.enabled:
-            return
-        wait = buckets.take(key, cost)
+    async def _limit_sites(self, sites: list[Site]) -> None:
+        """One spend per site the request names (usually one), costing its event count."""
+        assert self.per_site is not None
+        counts: dict[int, int] = {}
+        for site in sites:
+            counts[site.id] = counts.get(site.id, 0) + 1
+        for site_id, count in counts.items():
+            await self._limit(self.per_site, str(site_id), count, "site")
+
+    async def _limit(self, limiter: RateLimiter, key: str, cost: int, scope: str) -> None:
+        wait = await limiter.acquire(key, cost)
         if wait:
             self.stats.rate_limited += 1
             raise RateLimited(scope, retry_after_s=max(1, round(wait + 0.5)))

@@ -1,8 +1,11 @@
-"""Token buckets for /api/events: per client IP and per site, in this process's memory.
+"""Token buckets for /api/events: per client address and per site.
 
-Each key refills at `rate` tokens per second up to `burst`; an event costs one token. The
-number of keys is bounded (least recently used ones are forgotten, which only ever makes the
-limiter more lenient), so a flood of distinct IPs cannot grow memory without end.
+Each key refills at `rate` tokens per second up to `burst`; an event costs one token.
+`TokenBuckets` keeps them in this process's memory: the number of keys is bounded (least
+recently used ones are forgotten, which only ever makes the limiter more lenient), so a
+flood of distinct addresses cannot grow memory without end. A plugin may share the buckets
+between instances instead (the `register_rate_limiter` hook; the Redis plugin does).
+Addresses reach any limiter only as keyed pseudonyms (`appliance.core.privacy`).
 """
 
 from __future__ import annotations
@@ -10,12 +13,21 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Protocol
 
 
 class RateLimited(Exception):
     def __init__(self, scope: str, retry_after_s: int) -> None:
         super().__init__(f"rate limit: too many events from this {scope}, retry later")
         self.retry_after_s = retry_after_s
+
+
+class RateLimiter(Protocol):
+    """What ingest needs of a limiter, local or shared."""
+
+    async def acquire(self, key: str, cost: int) -> float:
+        """Spend `cost` tokens of `key`'s bucket: 0 when allowed, else seconds to wait."""
+        ...
 
 
 class TokenBuckets:
@@ -50,3 +62,6 @@ class TokenBuckets:
         if len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)
         return wait
+
+    async def acquire(self, key: str, cost: int) -> float:
+        return self.take(key, cost)

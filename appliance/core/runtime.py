@@ -13,9 +13,10 @@ from appliance.core.enrich import Enricher
 from appliance.core.ingest import IngestPipeline
 from appliance.core.panels import Panel
 from appliance.core.plugins import await_me_maybe, build_plugin_manager, flatten
+from appliance.core.privacy import address_pseudonym
 from appliance.core.processor import Processor
 from appliance.core.query import QueryLayer
-from appliance.core.ratelimit import TokenBuckets
+from appliance.core.ratelimit import RateLimiter, TokenBuckets
 from appliance.core.settings import (
     SettingsError,
     apply_defaults,
@@ -42,6 +43,7 @@ class Appliance:
         if problems:
             raise SettingsError(problems[0])
         self.secret_key = secret_key(settings)
+        self.address_pseudonym = address_pseudonym(self.secret_key)
 
         self.accounts = hook.register_account_store(appliance=self)
         if self.accounts is None:
@@ -71,8 +73,9 @@ class Appliance:
             self.enrichers,
             self.transport,
             limits.max_batch_events,
-            per_ip=TokenBuckets(limits.rate_limit_per_ip, limits.burst_per_ip),
-            per_site=TokenBuckets(limits.rate_limit_per_site, limits.burst_per_site),
+            per_ip=self._rate_limiter("address", limits.rate_limit_per_ip, limits.burst_per_ip),
+            per_site=self._rate_limiter("site", limits.rate_limit_per_site, limits.burst_per_site),
+            address_pseudonym=self.address_pseudonym,
         )
         self.query = QueryLayer(self.stores)
         self.processor = Processor(
@@ -83,6 +86,15 @@ class Appliance:
         )
         self._tasks: list[asyncio.Task[Any]] = []
         self._processor_task: asyncio.Task[None] | None = None
+
+    def _rate_limiter(self, scope: str, rate: float, burst: float) -> RateLimiter | None:
+        """None when the limit is off; a plugin's shared limiter, else this process's own."""
+        if rate <= 0:
+            return None
+        shared = self.manager.hook.register_rate_limiter(
+            appliance=self, scope=scope, rate=rate, burst=burst
+        )
+        return shared if shared is not None else TokenBuckets(rate, burst)
 
     @classmethod
     def create(cls, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> Appliance:

@@ -38,8 +38,10 @@ class ThrottleLimits:
 
 
 def throttle_keys(request: Request, email: str) -> tuple[str, str]:
+    """The account's key and the client's: a keyed pseudonym, the address is never stored."""
     ip = client_ip(request, request.app.state.trusted_proxies)
-    return f"account:{email[:MAX_KEY_EMAIL]}", f"ip:{ip}"
+    pseudonym = appliance_of(request).address_pseudonym(ip)
+    return f"account:{email[:MAX_KEY_EMAIL]}", f"ip:{pseudonym}"
 
 
 async def retry_after(request: Request, email: str) -> int | None:

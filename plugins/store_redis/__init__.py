@@ -14,6 +14,7 @@ from plugins.store_redis.config import DEFAULTS, NAME, RedisSettings, problems
 
 if TYPE_CHECKING:
     from appliance.core.checks import Check
+    from plugins.store_redis.ratelimit import RedisRateLimiter
     from plugins.store_redis.store import RedisStore
 
 
@@ -43,3 +44,24 @@ def register_checks(appliance: Any) -> list[Check]:
     from plugins.store_redis.check import redis_check
 
     return [redis_check(RedisSettings.from_settings(appliance.settings))]
+
+
+@hookimpl
+def register_rate_limiter(
+    appliance: Any, scope: str, rate: float, burst: float
+) -> RedisRateLimiter | None:
+    """With Redis in use, every instance spends from the same buckets."""
+    if NAME not in appliance.settings.stores:
+        return None
+    from plugins.store_redis.ratelimit import RedisRateLimiter
+
+    return RedisRateLimiter(RedisSettings.from_settings(appliance.settings), scope, rate, burst)
+
+
+@hookimpl
+async def shutdown(appliance: Any) -> None:
+    from plugins.store_redis.ratelimit import RedisRateLimiter
+
+    for limiter in (appliance.ingest.per_ip, appliance.ingest.per_site):
+        if isinstance(limiter, RedisRateLimiter):
+            await limiter.close()
