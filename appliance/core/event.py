@@ -93,7 +93,22 @@ def decode_events(decoder: msgspec.json.Decoder, body: bytes) -> list[IncomingEv
         raise EventDecodeError(str(error)) from None
     except msgspec.DecodeError as error:
         raise EventDecodeError(f"body is not valid JSON: {error}") from None
-    return decoded if isinstance(decoded, list) else [decoded]
+    events = decoded if isinstance(decoded, list) else [decoded]
+    if b"\\u0000" in body:  # JSON can carry NUL only escaped: rare, so checked only then
+        _refuse_nul(events, batch=isinstance(decoded, list))
+    return events
+
+
+def _refuse_nul(events: list[IncomingEvent], batch: bool) -> None:
+    """Text with NUL cannot be stored (PostgreSQL refuses it in text); name the field."""
+    for index, event in enumerate(events):
+        where = f"$[{index}]" if batch else "$"
+        for field in ("domain", "path", "referrer", "sessionId", "url", "title", "name"):
+            if "\x00" in (getattr(event, field) or ""):
+                raise EventDecodeError(f"NUL characters are not allowed - at `{where}.{field}`")
+        for key, value in (event.props or {}).items():
+            if "\x00" in key or isinstance(value, str) and "\x00" in value:
+                raise EventDecodeError(f"NUL characters are not allowed - at `{where}.props`")
 
 
 event_encoder = msgspec.msgpack.Encoder()

@@ -51,6 +51,8 @@ def parse_filters(raw: str | None) -> tuple[Filter, ...]:
         check_property(name.strip(), "filters")
         if len(value) > 2048:
             raise FilterError("filters: a value may be at most 2048 characters")
+        if "\x00" in value:  # no stored value has one (ingest refuses them); Postgres can't
+            raise FilterError("filters: a value may not contain the NUL character")
         filters.append(Filter(name.strip(), operator, value))
     if len(filters) > MAX_FILTERS:
         raise FilterError(f"filters: at most {MAX_FILTERS}")
