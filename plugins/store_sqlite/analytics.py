@@ -1,9 +1,9 @@
-"""The embedded analytics store: raw events plus minute/hour rollups in one SQLite file.
+"""The embedded analytics store: raw events, visits and minute/hour rollups in one SQLite file.
 
-Queries read the raw events (see queries.py): visits, filters and unique visitors need them,
-and the embedded profile keeps them anyway (it is the user's only store), so every count is
-exact over any range. The rollups are written in the same transaction as the history that
-survives if raw events are ever pruned.
+Each flush writes its events, the visits they start or extend (visits.py), the rollups and
+the applied offsets in one transaction. Queries read the visits and the raw events (see
+queries.py), so every count is exact over any range without rebuilding visits per request.
+The rollups are the history that survives if raw events are ever pruned.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from appliance.core.aggregation import Batch, Counters, RollupKey
 from appliance.core.stores import BreakdownRow, Kpis, PageRow, SeriesPoint
-from plugins.store_sqlite import queries
+from plugins.store_sqlite import queries, visits
 from plugins.store_sqlite.db import Database, migrate
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "analytics"
@@ -26,8 +26,8 @@ _EVENT_COLUMNS = (
     "screen_width", "screen_height",
 )  # fmt: skip
 _INSERT_EVENT = (
-    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}, props)"
-    f" VALUES ({', '.join('?' * (len(_EVENT_COLUMNS) + 1))})"
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}, props, visit_id)"
+    f" VALUES ({', '.join('?' * (len(_EVENT_COLUMNS) + 2))})"
 )
 
 
@@ -88,11 +88,12 @@ class SqliteAnalyticsStore:
             batch = self._lacking_part(conn, batch)
             if batch is None:
                 return False
+            visit_ids = visits.assign(conn, batch.events)
             conn.executemany(
                 _INSERT_EVENT,
                 [
-                    (*(getattr(e, column) for column in _EVENT_COLUMNS), json.dumps(e.props))
-                    for e in batch.events
+                    (*(getattr(e, column) for column in _EVENT_COLUMNS), json.dumps(e.props), v)
+                    for e, v in zip(batch.events, visit_ids, strict=True)
                 ],
             )
             conn.executemany(_upsert_rollup("rollup_minute"), _rollup_rows(batch.minute))
@@ -136,7 +137,7 @@ class SqliteAnalyticsStore:
 
     def delete_site(self, site_id: int) -> None:
         with self.writer.transaction() as conn:
-            for table in ("events", "rollup_minute", "rollup_hour", "custom_events_hour"):
+            for table in ("events", "visits", "rollup_minute", "rollup_hour", "custom_events_hour"):
                 conn.execute(f"DELETE FROM {table} WHERE site_id = ?", (site_id,))  # noqa: S608
 
     # --- queries ---------------------------------------------------------------------

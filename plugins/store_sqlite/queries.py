@@ -1,112 +1,132 @@
-"""Stats queries over raw events: visits are rebuilt per session (30 minutes of inactivity
-end a visit), then filters select visits and metrics are computed over them.
+"""Stats from the visits table and the raw events: exact, for any filter (a visit segment).
 
-Visit attributes come from the visit's first event; SQLite's documented "bare column"
-rule (a column beside a lone MIN()/MAX() aggregate takes the value of that row) picks them.
+The answers are those of rebuilding visits from the range's events alone (30 minutes of
+inactivity end a visit; a visit's attributes are its first event's): the stored visits inside
+the range are used as they are, and the few that straddle its start or end are rebuilt from
+their events inside it. Filters select visits; event counts (pageviews, pages, custom events,
+time series) are the range's events of the selected visits.
 """
 
 from __future__ import annotations
 
-import bisect
+import json
 import sqlite3
 from typing import Any
 
 from appliance.core.filters import Filter
 from appliance.core.stores import BreakdownRow, Kpis, PageRow, SeriesPoint
+from plugins.store_sqlite.visits import ATTRIBUTES, VISIT_GAP_S
 
-VISIT_GAP_S = 1800
 SCREEN_CLASS = (
     "CASE WHEN screen_width = 0 THEN '' WHEN screen_width < 576 THEN 'Mobile'"
     " WHEN screen_width < 992 THEN 'Tablet' WHEN screen_width < 1440 THEN 'Laptop'"
     " ELSE 'Desktop' END"
 )
-# property -> column of the `visits` CTE
-VISIT_COLUMNS = {
-    "entry_page": "entry_page", "exit_page": "exit_page", "source": "source",
-    "referrer": "referrer", "utm_source": "utm_source", "utm_medium": "utm_medium",
-    "utm_campaign": "utm_campaign", "utm_term": "utm_term", "utm_content": "utm_content",
-    "country": "country", "browser": "browser", "os": "os", "device": "device",
-    "screen": "screen",
-}  # fmt: skip
+VISIT_COLUMNS = ("entry_page", "exit_page", *ATTRIBUTES)
 # Without a value these rows mean "not tagged" and are left out of breakdowns.
 OMIT_EMPTY = {"referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
               "entry_page", "exit_page"}  # fmt: skip
 UNKNOWN = "Unknown"
+_SHOWN = ", ".join(VISIT_COLUMNS)
 
-_VISITS = f"""
-WITH ranged AS (
-    SELECT rowid AS rid, session_id, ts, name, path, visitor_id, referrer_source, referrer,
-           utm_source,
-           utm_medium, utm_campaign, utm_term, utm_content, country, browser, os, device,
-           screen_width, LAG(ts) OVER (PARTITION BY session_id ORDER BY ts) AS prev_ts
-    FROM events WHERE site_id = :site AND ts >= :start AND ts < :end
+# `range_visits`: one row per visit of the range (visit, visitor_id, the visit properties,
+# duration, views, custom). A straddling visit has an event within 30 minutes before the
+# edge it crosses; its part inside the range is rebuilt from `edge`, its events there.
+_RANGE_VISITS = f"""
+straddling AS (
+    SELECT x.visit_id FROM events x JOIN visits v ON v.visit_id = x.visit_id
+    WHERE x.site_id = :site AND x.ts >= :start - {VISIT_GAP_S} AND x.ts < :start
+      AND v.last_ts >= :start
+    UNION
+    SELECT x.visit_id FROM events x JOIN visits v ON v.visit_id = x.visit_id
+    WHERE x.site_id = :site AND x.ts >= :end - {VISIT_GAP_S} AND x.ts < :end
+      AND v.last_ts >= :end
 ),
-tagged AS MATERIALIZED (
-    SELECT *, session_id || '#' || SUM(prev_ts IS NULL OR ts - prev_ts > {VISIT_GAP_S})
-              OVER (PARTITION BY session_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS visit
-    FROM ranged
+edge AS MATERIALIZED (
+    SELECT e.visit_id, e.ts, e.name, e.path, e.visitor_id, e.referrer_source, e.referrer,
+           e.utm_source, e.utm_medium, e.utm_campaign, e.utm_term, e.utm_content, e.country,
+           e.browser, e.os, e.device, e.screen_width
+    FROM straddling s JOIN visits v ON v.visit_id = s.visit_id
+    JOIN events e ON e.site_id = v.site_id AND e.session_id = v.session_id
+     AND e.ts >= max(v.first_ts, :start) AND e.ts <= v.last_ts AND e.ts < :end
+     AND e.visit_id = v.visit_id
+    ORDER BY e.visit_id, e.ts, e.rowid
 ),
-firsts AS (
-    SELECT visit, MIN(ts) AS first_ts, visitor_id, referrer_source AS source, referrer,
+edge_firsts AS (
+    SELECT visit_id AS visit, MIN(ts), visitor_id, referrer_source AS source, referrer,
            utm_source, utm_medium, utm_campaign, utm_term, utm_content, country, browser, os,
            device, {SCREEN_CLASS} AS screen
-    FROM tagged GROUP BY visit
+    FROM edge GROUP BY visit_id
 ),
-entries AS (
-    SELECT visit, MIN(ts), path AS entry_page FROM tagged WHERE name = 'pageview' GROUP BY visit
+edge_entries AS (
+    SELECT visit_id AS visit, MIN(ts), path FROM edge WHERE name = 'pageview' GROUP BY visit_id
 ),
-exits AS (
-    SELECT visit, MAX(ts), path AS exit_page FROM tagged WHERE name = 'pageview' GROUP BY visit
+edge_exits AS (
+    SELECT visit_id AS visit, MAX(ts), path FROM edge WHERE name = 'pageview' GROUP BY visit_id
 ),
-totals AS (
-    SELECT visit, MAX(ts) - MIN(ts) AS duration, SUM(name = 'pageview') AS views,
+edge_totals AS (
+    SELECT visit_id AS visit, MAX(ts) - MIN(ts) AS duration, SUM(name = 'pageview') AS views,
            SUM(name <> 'pageview') AS custom
-    FROM tagged GROUP BY visit
+    FROM edge GROUP BY visit_id
 ),
-visits AS (
-    SELECT firsts.*, coalesce(entries.entry_page, '') AS entry_page,
-           coalesce(exits.exit_page, '') AS exit_page, duration, views, custom
-    FROM firsts JOIN totals USING (visit)
-    LEFT JOIN entries USING (visit) LEFT JOIN exits USING (visit)
+range_visits AS (
+    SELECT visit_id AS visit, visitor_id, {_SHOWN}, last_ts - first_ts AS duration,
+           pageviews AS views, events AS custom
+    FROM visits
+    WHERE site_id = :site AND first_ts >= :start AND first_ts < :end AND last_ts < :end
+    UNION ALL
+    SELECT f.visit, f.visitor_id, coalesce(en.path, '') AS entry_page,
+           coalesce(ex.path, '') AS exit_page, {", ".join(f"f.{name}" for name in ATTRIBUTES)},
+           t.duration, t.views, t.custom
+    FROM edge_firsts f JOIN edge_totals t USING (visit)
+    LEFT JOIN edge_entries en USING (visit) LEFT JOIN edge_exits ex USING (visit)
 )"""
+_IN_RANGE = "site_id = :site AND ts >= :start AND ts < :end"
 
 
-def _segment(filters: tuple[Filter, ...], params: dict[str, Any]) -> str:
-    """`, selected AS (...)` keeping the visits that match every filter."""
+def _selected(filters: tuple[Filter, ...], params: dict[str, Any]) -> str:
+    """`WITH ..., selected AS (...)`: the range's visits matching every filter."""
     conditions = []
     for index, item in enumerate(filters):
         key = f"filter{index}"
         params[key] = item.value
         if item.property in VISIT_COLUMNS:
             operator = "=" if item.operator == "==" else "<>"
-            conditions.append(f"{VISIT_COLUMNS[item.property]} {operator} :{key}")
+            conditions.append(f"{item.property} {operator} :{key}")
         else:
             kind = "name = 'pageview' AND path" if item.property == "page" else "name"
             negate = "" if item.operator == "==" else "NOT "
-            conditions.append(f"visit {negate}IN (SELECT visit FROM tagged WHERE {kind} = :{key})")
+            conditions.append(
+                f"visit {negate}IN (SELECT visit_id FROM events"
+                f" WHERE {_IN_RANGE} AND {kind} = :{key})"
+            )
     where = " AND ".join(conditions) or "1"
-    return f", selected AS (SELECT * FROM visits WHERE {where})"
+    return f"WITH {_RANGE_VISITS},\nselected AS (SELECT * FROM range_visits WHERE {where})\n"
 
 
-def _in_segment(filters: tuple[Filter, ...]) -> str:
-    return " AND visit IN (SELECT visit FROM selected)" if filters else ""
+def _events(filters: tuple[Filter, ...], params: dict[str, Any], alias: str = "") -> str:
+    """The WITH clause (if any) and the condition keeping the range's selected events."""
+    column = f"{alias}." if alias else ""
+    where = " AND ".join(f"{column}{part}" for part in _IN_RANGE.split(" AND "))
+    if not filters:
+        return "", where
+    return _selected(
+        filters, params
+    ), f"{where} AND {column}visit_id IN (SELECT visit FROM selected)"
 
 
-def _run(
-    conn: sqlite3.Connection, site: int, start: int, end: int, filters: tuple[Filter, ...],
-    query: str, **extra: Any,
-) -> list[sqlite3.Row]:  # fmt: skip
-    params: dict[str, Any] = {"site": site, "start": start, "end": end, **extra}
-    sql = _VISITS + _segment(filters, params) + "\n" + query
-    return conn.execute(sql, params).fetchall()
+def _params(site: int, start: int, end: int, **extra: Any) -> dict[str, Any]:
+    return {"site": site, "start": start, "end": end, **extra}
 
 
 def kpis(conn: sqlite3.Connection, site: int, start: int, end: int, filters: tuple) -> Kpis:
-    [row] = _run(
-        conn, site, start, end, filters,
-        "SELECT coalesce(sum(views), 0), coalesce(sum(custom), 0), count(DISTINCT visitor_id),"
+    params = _params(site, start, end)
+    [row] = conn.execute(
+        _selected(filters, params)
+        + "SELECT coalesce(sum(views), 0), coalesce(sum(custom), 0), count(DISTINCT visitor_id),"
         " count(*), coalesce(sum(views <= 1), 0), coalesce(avg(duration), 0.0) FROM selected",
-    )  # fmt: skip
+        params,
+    ).fetchall()
     pageviews, events, visitors, sessions, bounces, duration = row
     return Kpis(
         pageviews=pageviews,
@@ -123,17 +143,20 @@ def timeseries(
 ) -> list[SeriesPoint]:
     if not buckets:
         return []
-
-    def bucket_of(ts: float) -> int:
-        return buckets[bisect.bisect_right(buckets, ts) - 1]
-
-    # Buckets may differ in length (local days), so a bisect beats arithmetic here.
-    conn.create_function("bucket_of", 1, bucket_of, deterministic=True)
-    rows = _run(
-        conn, site, buckets[0], end, filters,
-        "SELECT bucket_of(ts) AS t, sum(name = 'pageview'), count(DISTINCT visitor_id)"
-        f" FROM tagged WHERE 1{_in_segment(filters)} GROUP BY t ORDER BY t",
-    )  # fmt: skip
+    params = _params(site, buckets[0], end, buckets=json.dumps(buckets))
+    with_clause, where = _events(filters, params, "e")
+    # Buckets may differ in length (local days): each runs to the next one's start.
+    bounds = (
+        "bounds AS (SELECT value AS lo, coalesce(LEAD(value) OVER (ORDER BY key), :end) AS hi"
+        " FROM json_each(:buckets))"
+    )
+    with_clause = f"{with_clause},\n{bounds}\n" if with_clause else f"WITH {bounds}\n"
+    rows = conn.execute(
+        with_clause + "SELECT b.lo, sum(e.name = 'pageview'), count(DISTINCT e.visitor_id)"
+        f" FROM bounds b JOIN events e ON e.ts >= b.lo AND e.ts < b.hi WHERE {where}"
+        " GROUP BY b.lo ORDER BY b.lo",
+        params,
+    ).fetchall()
     return [SeriesPoint(t=row[0], pageviews=row[1], visitors=row[2]) for row in rows]
 
 
@@ -141,13 +164,15 @@ def _pages(
     conn: sqlite3.Connection, site: int, start: int, end: int, limit: int, filters: tuple,
     order: str,
 ) -> list[sqlite3.Row]:  # fmt: skip
-    return _run(
-        conn, site, start, end, filters,
-        "SELECT path, count(*) AS views, count(DISTINCT visitor_id) AS people FROM tagged"
-        f" WHERE name = 'pageview'{_in_segment(filters)}"
+    params = _params(site, start, end, limit=limit)
+    with_clause, where = _events(filters, params)
+    return conn.execute(
+        with_clause
+        + "SELECT path, count(*) AS views, count(DISTINCT visitor_id) AS people FROM events"
+        f" WHERE {where} AND name = 'pageview'"
         f" GROUP BY path ORDER BY {order}, path LIMIT :limit",
-        limit=limit,
-    )  # fmt: skip
+        params,
+    ).fetchall()
 
 
 def top_pages(
@@ -164,24 +189,28 @@ def breakdown(
     if prop == "page":
         rows = _pages(conn, site, start, end, limit, filters, "people DESC, views DESC")
         return [BreakdownRow(row[0], visitors=row[2], pageviews=row[1], events=0) for row in rows]
+    params = _params(site, start, end, limit=limit)
     if prop == "event":
-        rows = _run(
-            conn, site, start, end, filters,
-            "SELECT name, count(DISTINCT visitor_id) AS people, count(*) AS n FROM tagged"
-            f" WHERE name <> 'pageview'{_in_segment(filters)}"
+        with_clause, where = _events(filters, params)
+        rows = conn.execute(
+            with_clause
+            + "SELECT name, count(DISTINCT visitor_id) AS people, count(*) AS n FROM events"
+            f" WHERE {where} AND name <> 'pageview'"
             " GROUP BY name ORDER BY people DESC, n DESC, name LIMIT :limit",
-            limit=limit,
-        )  # fmt: skip
+            params,
+        ).fetchall()
         return [BreakdownRow(row[0], visitors=row[1], pageviews=0, events=row[2]) for row in rows]
-    column = VISIT_COLUMNS[prop]
+    if prop not in VISIT_COLUMNS:  # the name goes into the SQL
+        raise ValueError(f"not a visit property: {prop!r}")
+    column = prop
     skip_empty = f" WHERE {column} <> ''" if prop in OMIT_EMPTY else ""
-    rows = _run(
-        conn, site, start, end, filters,
-        f"SELECT {column}, count(DISTINCT visitor_id) AS people, sum(views) AS views,"
+    rows = conn.execute(
+        _selected(filters, params)
+        + f"SELECT {column}, count(DISTINCT visitor_id) AS people, sum(views) AS views,"
         f" sum(custom) FROM selected{skip_empty}"
         f" GROUP BY {column} ORDER BY people DESC, views DESC, {column} LIMIT :limit",
-        limit=limit,
-    )  # fmt: skip
+        params,
+    ).fetchall()
     return [
         BreakdownRow(row[0] or UNKNOWN, visitors=row[1], pageviews=row[2], events=row[3])
         for row in rows
@@ -192,16 +221,16 @@ def event_properties(
     conn: sqlite3.Connection, site: int, start: int, end: int, event: str, limit: int,
     filters: tuple,
 ) -> list[BreakdownRow]:  # fmt: skip
-    rows = _run(
-        conn, site, start, end, filters,
-        "SELECT prop.key || ': ' || prop.value AS pair,"
-        " count(DISTINCT tagged.visitor_id) AS people,"
-        " count(*) AS n FROM tagged JOIN events ON events.rowid = tagged.rid,"
-        " json_each(events.props) AS prop"
-        f" WHERE tagged.name = :event{_in_segment(filters)}"
+    params = _params(site, start, end, event=event, limit=limit)
+    with_clause, where = _events(filters, params, "e")
+    rows = conn.execute(
+        with_clause
+        + "SELECT prop.key || ': ' || prop.value AS pair, count(DISTINCT e.visitor_id) AS people,"
+        " count(*) AS n FROM events e, json_each(e.props) AS prop"
+        f" WHERE {where} AND e.name = :event"
         " GROUP BY pair ORDER BY people DESC, n DESC, pair LIMIT :limit",
-        event=event, limit=limit,
-    )  # fmt: skip
+        params,
+    ).fetchall()
     return [BreakdownRow(row[0], visitors=row[1], pageviews=0, events=row[2]) for row in rows]
 
 
