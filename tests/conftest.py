@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from starlette.testclient import TestClient
 
 from appliance.app import create_app
 from appliance.core.runtime import Appliance
+from tests.processes import Processes
 
 # Shared fixtures kept in their own modules (the `chromium` browser, ...).
 pytest_plugins = ["tests.browser"]
@@ -137,3 +139,11 @@ def wait_for(predicate: Any, timeout_s: float = 2.0, interval_s: float = 0.02) -
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s (last: {value!r})")
         time.sleep(interval_s)
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `appliance ...` in a subprocess, its output in tmp_path/<log>; killed at the end."""
+    processes = Processes(tmp_path)
+    yield processes.start
+    processes.close()

@@ -13,10 +13,9 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2 as httpx
@@ -24,26 +23,13 @@ import pytest
 
 from tests.conftest import BROWSER_UA, PASSWORD
 from tests.kafka_broker import require_broker, unique
+from tests.processes import APPLIANCE, answers, wait_until
+from tests.servers import cli, free_port
 
 pytestmark = pytest.mark.e2e
 
-APPLIANCE = [sys.executable, "-m", "appliance"]
 EVENTS, PER_REQUEST = 20_000, 50
 SITES = ("shop.example", "blog.example", "docs.example")  # three keys: several partitions
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        [*APPLIANCE, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 @pytest.fixture
@@ -62,40 +48,6 @@ def env(tmp_path: Path) -> dict[str, str]:
         "APPLIANCE_KAFKA__GROUP_ID": unique("processors"),
         "APPLIANCE_KAFKA__SESSION_TIMEOUT_MS": "6000",  # a killed member is noticed in 6 s
     }
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start `appliance ...` with its output in a log file; kill what is left at the end."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(env: dict[str, str], *args: str, log: str) -> subprocess.Popen[bytes]:
-        with (tmp_path / log).open("ab") as output:
-            process = subprocess.Popen(
-                [*APPLIANCE, *args], env=env, stdout=output, stderr=subprocess.STDOUT
-            )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
-        time.sleep(0.05)
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def test_killed_and_rebalanced_processors_count_each_accepted_event_once(

@@ -12,10 +12,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -25,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import BROWSER_UA, PASSWORD
 from tests.kafka_broker import require_broker, unique
+from tests.processes import answers, wait_until
 from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -52,42 +51,12 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """`appliance ...` with its output in a log file; whatever is left is killed at the end."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(env: dict[str, str], *args: str, log: str) -> subprocess.Popen[bytes]:
-        with (tmp_path / log).open("ab") as output:
-            process = subprocess.Popen(
-                [*APPLIANCE, *args], env=env, stdout=output, stderr=subprocess.STDOUT
-            )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-
-
 def cli(
     env: dict[str, str], *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*APPLIANCE, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
     )
-
-
-def until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s (last {value!r})"
-        time.sleep(0.1)
 
 
 def metrics(url: str) -> dict[str, float]:
@@ -105,13 +74,6 @@ def metrics(url: str) -> dict[str, float]:
 def lag(url: str) -> float | None:
     found = [v for k, v in metrics(url).items() if k.startswith("appliance_kafka_consumer_lag{")]
     return sum(found) if found else None
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def send(url: str, count: int) -> None:
@@ -147,26 +109,26 @@ def test_lag_and_latency_move_with_the_load_and_sigterm_commits(
     assert cli(env, "site", "add", "shop.example", "--owner", "owner@example.com").returncode == 0
     url = f"http://127.0.0.1:{free_port()}"
     server = spawn(env | {"APPLIANCE_PORT": url.rsplit(":", 1)[1]}, "serve", log="serve.log")
-    until(lambda: answers(url), 20, "serve answers")
+    wait_until(lambda: answers(url), 20, "serve answers")
 
     send(url, 100)  # 10 requests
     served = metrics(url)
     assert served["appliance_events_accepted_total"] == 100
     assert served["appliance_kafka_produce_latency_seconds_count"] == 10
     assert served["appliance_kafka_published_total"] == 100
-    assert until(lambda: lag(url) == 100, 15, "lag 100 with no processor")
+    assert wait_until(lambda: lag(url) == 100, 15, "lag 100 with no processor")
 
     processor_port = free_port()
     processor_env = env | {"APPLIANCE_METRICS__PORT": str(processor_port)}
     processor = spawn(processor_env, "process", log="process-1.log")
     processor_url = f"http://127.0.0.1:{processor_port}"
-    until(lambda: answers(processor_url), 30, "the processor's health port answers")
+    wait_until(lambda: answers(processor_url), 30, "the processor's health port answers")
     assert cli(processor_env, "healthcheck").returncode == 0  # the image's HEALTHCHECK
-    until(lambda: metrics(processor_url)["appliance_processor_events_total"] == 100, 30,
+    wait_until(lambda: metrics(processor_url)["appliance_processor_events_total"] == 100, 30,
           "100 events processed")  # fmt: skip
     processed = metrics(processor_url)
     assert processed["appliance_processor_flush_duration_seconds_count"] >= 1
-    assert until(lambda: lag(url) == 0, 20, "lag back to 0")
+    assert wait_until(lambda: lag(url) == 0, 20, "lag back to 0")
 
     processor.send_signal(signal.SIGTERM)
     assert processor.wait(timeout=30) == 0
@@ -175,9 +137,9 @@ def test_lag_and_latency_move_with_the_load_and_sigterm_commits(
     assert cli(processor_env, "healthcheck").returncode == 1
 
     send(url, 50)  # nobody consumes: the broker keeps them, the lag says so
-    assert until(lambda: lag(url) == 50, 15, "lag 50 while no processor runs")
+    assert wait_until(lambda: lag(url) == 50, 15, "lag 50 while no processor runs")
     restarted = spawn(processor_env, "process", log="process-2.log")
-    until(lambda: lag(url) == 0, 30, "the restarted processor caught up")
+    wait_until(lambda: lag(url) == 0, 30, "the restarted processor caught up")
     restarted.send_signal(signal.SIGTERM)
     assert restarted.wait(timeout=30) == 0
     server.send_signal(signal.SIGTERM)
