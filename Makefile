@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run install test lint services services-down bench clean
+.PHONY: run install test soak lint services services-down bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ services:
 
 services-down:
 	bash services/down.sh
+
+# Ten minutes of steady load on `serve` with RSS sampled (APPLIANCE_SOAK_S=120 for less).
+soak: $(VENV)/.installed-test services
+	$(BIN)/python -m pytest -m soak -s -p no:cacheprovider tests/test_soak.py
 
 bench: install services
 	$(BIN)/python -m bench
