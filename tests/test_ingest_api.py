@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from appliance.app import create_app
@@ -141,3 +142,17 @@ def test_client_ip_never_stored(admin: Browser, tmp_path: Path) -> None:
     wait_for(lambda: kpis(admin)["pageviews"] == 1)
     for database in (tmp_path / "data").glob("*.db*"):
         assert ip.encode() not in database.read_bytes()
+
+
+def test_the_server_clock_rules_client_times_are_ignored(admin: Browser) -> None:
+    """The event schema has no time field: whatever time a client claims is dropped, so a
+    client can neither backdate events nor place them in the future."""
+    before = time.time()
+    claims = {"ts": 0, "timestamp": "2001-01-01T00:00:00Z", "time": 4_102_444_800}
+    answer = admin.client.post("/api/events", json=event("/claimed", **claims))
+    assert answer.status_code == 202
+    wait_for(lambda: kpis(admin)["pageviews"] == 1)
+    store = admin.client.app.state.appliance.stores[0]
+    with store.reader.locked() as conn:
+        (stored,) = conn.execute("SELECT ts FROM events WHERE path = '/claimed'").fetchone()
+    assert before <= stored <= time.time()
