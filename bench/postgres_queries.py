@@ -87,7 +87,9 @@ HOUR_WEIGHTS = [2 + math.sin((hour - 9) / 24 * 2 * math.pi) * 1.6 for hour in HO
 
 def zipf_choice(rng: random.Random, items: list[str], skew: float = 1.1) -> str:
     """Popular items first: rank r is chosen with weight 1 / r^skew (cached per list)."""
-    weights = _weights.setdefault((id(items), skew), _cumulative(len(items), skew))
+    weights = _weights.get((id(items), skew))
+    if weights is None:
+        weights = _weights[(id(items), skew)] = _cumulative(len(items), skew)
     return items[_bisect(weights, rng.random() * weights[-1])]
 
 
