@@ -48,7 +48,7 @@ def main() -> None:
         default=128,
         help="Starlette and Kafka again at this many connections (0: no)",
     )
-    parser.add_argument("--sqlite-events", default="25000,100000", help="comma-separated sizes")
+    parser.add_argument("--sqlite-events", default="100000,1000000", help="comma-separated sizes")
     parser.add_argument("--pg-events", type=int, default=200_000, help="0: only reuse the file")
     parser.add_argument("--query-runs", type=int, default=20, help="timed calls (Postgres)")
     parser.add_argument("--sqlite-runs", type=int, default=10, help="timed calls (SQLite)")
