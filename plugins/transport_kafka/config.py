@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "sasl_username": "",
     "sasl_password": "",  # a secret: APPLIANCE_KAFKA__SASL_PASSWORD or .secrets.toml
     "ssl_ca_location": "",  # CA bundle file; empty: the system's
-    "linger_ms": 5,
+    "linger_ms": 1,
     "compression": "lz4",
     # A request waits at most this long for the broker's acknowledgement, then answers 503;
     # librdkafka gives the message up at the same moment, so a 503'd event is never counted.

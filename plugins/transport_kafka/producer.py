@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -58,6 +59,7 @@ class EventProducer:
         self.last_error = ""  # the latest client error, for a start-up failure's message
         self._reports: threading.Thread | None = None
         self._reporting = threading.Event()
+        self._settled: deque[Acknowledgements] = deque()  # complete, not yet told to the loop
 
     def start(self) -> None:
         """Create the client (it connects in the background; nothing here waits)."""
@@ -81,7 +83,7 @@ class EventProducer:
         producer = self.producer
         if self._closed or self._fatal or len(producer) + len(events) > self.capacity:
             raise TransportFull(retry_after_s=1)
-        acks = Acknowledgements(len(events), asyncio.get_running_loop(), self.stats)
+        acks = Acknowledgements(len(events), asyncio.get_running_loop(), self.stats, self._settled)
         topic = self.topic
         try:
             for event in events:
@@ -114,6 +116,7 @@ class EventProducer:
                 if time.monotonic() > deadline:
                     raise
                 self.producer.poll(0.1)
+                self._tell_loops()
         self.stats.dead_lettered += 1
         log.warning(
             "kafka: message %s/%d/%d sent to %s: %s",
@@ -144,6 +147,7 @@ class EventProducer:
         logged_at, last_line = time.monotonic(), ""
         while self._reporting.is_set():
             self.producer.poll(POLL_WAIT_S)
+            self._tell_loops()
             if time.monotonic() - logged_at > STATS_INTERVAL_S:
                 line = self.stats.line(self.queued())
                 if line != last_line:
@@ -152,7 +156,21 @@ class EventProducer:
 
     def flush(self, timeout_s: float) -> int:
         """Wait (blocking) until the broker acknowledged everything queued; return what's left."""
-        return self.producer.flush(timeout_s) if self._producer is not None else 0
+        left = self.producer.flush(timeout_s) if self._producer is not None else 0
+        self._tell_loops()
+        return left
+
+    def _tell_loops(self) -> None:
+        """Settle the futures of every request completed by the last poll, with one wake-up
+        of the event loop for all of them (not one per event: that costs a syscall each)."""
+        if not self._settled:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[Acknowledgements]] = {}
+        while self._settled:
+            acks = self._settled.popleft()
+            by_loop.setdefault(acks.loop, []).append(acks)
+        for loop, completed in by_loop.items():
+            loop.call_soon_threadsafe(_settle_all, completed)
 
     def close(self) -> None:
         """Refuse further events (the web server stopped taking requests)."""
@@ -187,12 +205,17 @@ class Acknowledgements:
     """Counts one request's delivery reports; settles its future once all have come."""
 
     def __init__(
-        self, count: int, loop: asyncio.AbstractEventLoop, stats: ProducerStats
+        self,
+        count: int,
+        loop: asyncio.AbstractEventLoop,
+        stats: ProducerStats,
+        settled: deque[Acknowledgements],
     ) -> None:
         self.waiting = count
         self.error: str | None = None
         self.loop = loop
         self.stats = stats
+        self.settled = settled
         self.future: asyncio.Future[str | None] = loop.create_future()
 
     def report(self, error: KafkaError | None, message: Message) -> None:
@@ -204,7 +227,7 @@ class Acknowledgements:
             self.error = self.error or error.str()
         self.waiting -= 1
         if self.waiting == 0:
-            self.loop.call_soon_threadsafe(self._settle)
+            self.settled.append(self)  # the polling thread tells the loop after the poll
 
     def refuse(self, reason: str) -> None:
         self.error = reason
@@ -213,3 +236,8 @@ class Acknowledgements:
     def _settle(self) -> None:
         if not self.future.done():
             self.future.set_result(self.error)
+
+
+def _settle_all(completed: list[Acknowledgements]) -> None:
+    for acks in completed:
+        acks._settle()
