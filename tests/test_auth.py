@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -42,6 +43,7 @@ def test_first_visit_leads_to_one_time_setup(browser: Browser) -> None:
     assert browser.client.app.state.appliance.accounts.user_by_email("intruder@example.com") is None
 
 
+@pytest.mark.security
 def test_setup_validates_and_escapes_input(browser: Browser) -> None:
     token = browser._token_from("/setup")
     response = browser.client.post(
@@ -68,6 +70,7 @@ def test_setup_validates_and_escapes_input(browser: Browser) -> None:
     assert short.status_code == 400 and "at least 10" in short.text
 
 
+@pytest.mark.security
 def test_no_protected_route_answers_anonymously(client: TestClient) -> None:
     for method, path in PROTECTED_API:
         response = client.request(method, path)
@@ -91,6 +94,7 @@ def test_no_protected_route_answers_anonymously(client: TestClient) -> None:
         assert client.post(path, follow_redirects=False).status_code == 303, path
 
 
+@pytest.mark.security
 def test_every_route_is_classified() -> None:
     """A new route must be added to the public list or be protected (checked above)."""
     import tempfile
@@ -138,6 +142,7 @@ def test_every_route_is_classified() -> None:
     assert paths == public | protected
 
 
+@pytest.mark.security
 def test_api_key_reads_stats_and_user_b_cannot_see_user_a(admin: Browser) -> None:
     accounts = admin.client.app.state.appliance.accounts
     other = accounts.create_user("b@example.com", hash_password(PASSWORD), False)
@@ -166,6 +171,7 @@ def test_api_key_reads_stats_and_user_b_cannot_see_user_a(admin: Browser) -> Non
     assert admin.client.get("/api/analytics/kpis?domain=b-site.org").status_code == 404
 
 
+@pytest.mark.security
 def test_csrf_is_required_on_every_form_and_cookie_authenticated_write(admin: Browser) -> None:
     client = admin.client
     for path, data in (
@@ -184,6 +190,7 @@ def test_csrf_is_required_on_every_form_and_cookie_authenticated_write(admin: Br
     assert [d["domain"] for d in client.get("/api/domains").json()["domains"]] == ["example.com"]
 
 
+@pytest.mark.security
 def test_login_rotates_session_and_logout_ends_it(admin: Browser) -> None:
     client = admin.client
     old_session = client.cookies["appliance_session"]

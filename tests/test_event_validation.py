@@ -9,6 +9,8 @@ import pytest
 
 from appliance.core.event import MAX_PROPS, EventDecodeError, decode_events, make_decoder
 
+pytestmark = pytest.mark.security
+
 decoder = make_decoder(max_batch_events=50)
 
 

@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from appliance.app import create_app
 from tests.conftest import Browser, event, make_appliance, make_client, wait_for
 
@@ -55,6 +57,7 @@ def test_other_content_types_are_refused(admin: Browser) -> None:
     assert "content-type" in response.json()["error"]
 
 
+@pytest.mark.security
 def test_unknown_domain_is_404_and_nothing_of_the_batch_is_stored(admin: Browser) -> None:
     client = admin.client
     response = client.post("/api/events", json=[event("/ok"), event("/x", domain="unknown.org")])
@@ -69,6 +72,7 @@ def test_unknown_domain_is_404_and_nothing_of_the_batch_is_stored(admin: Browser
     assert [page["path"] for page in pages] == ["/marker"]
 
 
+@pytest.mark.security
 def test_body_one_byte_over_the_limit_is_413(admin: Browser) -> None:
     limit = 16384
     padding = "x" * (limit - len(json.dumps(event(title=""))))
@@ -106,6 +110,7 @@ def test_cors_preflight_and_response_headers(admin: Browser) -> None:
     assert response.headers["access-control-allow-origin"] == "*"
 
 
+@pytest.mark.security
 def test_cors_restricted_to_configured_origins(tmp_path: Path) -> None:
     appliance = make_appliance(tmp_path / "data", ingest={"cors_origins": ["https://example.com"]})
     with make_client(create_app(appliance)) as client:
@@ -115,6 +120,7 @@ def test_cors_restricted_to_configured_origins(tmp_path: Path) -> None:
         assert "access-control-allow-origin" not in other.headers
 
 
+@pytest.mark.security
 def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     appliance = make_appliance(
         tmp_path / "data", ingest={"queue_size": 3}, processor={"embedded": False}
@@ -132,6 +138,7 @@ def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
         assert appliance.ingest.stats.overloaded == 2
 
 
+@pytest.mark.security
 def test_client_ip_never_stored(admin: Browser, tmp_path: Path) -> None:
     ip = "203.0.113.77"
     appliance = admin.client.app.state.appliance
@@ -144,6 +151,7 @@ def test_client_ip_never_stored(admin: Browser, tmp_path: Path) -> None:
         assert ip.encode() not in database.read_bytes()
 
 
+@pytest.mark.security
 def test_the_server_clock_rules_client_times_are_ignored(admin: Browser) -> None:
     """The event schema has no time field: whatever time a client claims is dropped, so a
     client can neither backdate events nor place them in the future."""

@@ -50,6 +50,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.security
 def test_killed_and_rebalanced_processors_count_each_accepted_event_once(
     env: dict[str, str], spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
@@ -174,6 +175,7 @@ def broker(action: str) -> None:
         )
 
 
+@pytest.mark.security
 def test_broker_outage_answers_503_never_202_and_every_202_counts_once(
     env: dict[str, str],
     spawn: Callable[..., subprocess.Popen[bytes]],

@@ -13,6 +13,8 @@ from starlette.testclient import TestClient
 from appliance.app import create_app
 from tests.conftest import PASSWORD, Browser, make_appliance, make_client
 
+pytestmark = pytest.mark.security
+
 
 def throttled_client(tmp_path: Path, **limits: int) -> TestClient:
     settings = {"max_failures_per_account": 3, "max_failures_per_ip": 100} | limits

@@ -133,6 +133,7 @@ def count_events(dsn: str) -> int:
     return row[0]
 
 
+@pytest.mark.security
 def test_postgres_stopped_mid_load_catches_up_exactly_and_says_so_meanwhile(
     own_postgres: PrivatePostgres, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from starlette.testclient import TestClient
 
@@ -18,6 +19,8 @@ from plugins.store_redis.ratelimit import RedisRateLimiter
 from tests.conftest import Browser, event, make_appliance, make_client, wait_for
 from tests.redis_servers import free_port, require_shared_redis, unique_prefix
 from tests.test_ingest_api import kpis
+
+pytestmark = pytest.mark.security
 
 
 class FakeClock:

@@ -23,6 +23,8 @@ from plugins.transport_memory.transport import MemoryTransport
 from tests.conftest import BROWSER_UA, Browser, event, make_appliance, wait_for
 from tests.redis_servers import RedisServer, unique_prefix
 
+pytestmark = pytest.mark.security
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RedisServer]:

@@ -35,6 +35,7 @@ def test_environment_variables_override_nested_keys(monkeypatch: pytest.MonkeyPa
     assert settings.ingest.queue_size == 100000  # the rest of the section stays
 
 
+@pytest.mark.security
 def test_production_profile_secures_cookies(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APPLIANCE_ENV", "production")
     settings = load_settings()
@@ -97,6 +98,7 @@ def test_plugins_declare_defaults_and_validate(tmp_path: Path) -> None:
     assert appliance.settings.webhook.retries == 3  # default kept beside the user's url
 
 
+@pytest.mark.security
 def test_secret_key_is_generated_once_and_kept_private(tmp_path: Path) -> None:
     first = create(tmp_path).secret_key
     assert len(first) >= 32
@@ -105,6 +107,7 @@ def test_secret_key_is_generated_once_and_kept_private(tmp_path: Path) -> None:
     assert create(tmp_path, secret_key="k" * 40).secret_key == "k" * 40
 
 
+@pytest.mark.security
 def test_production_refuses_a_missing_or_placeholder_secret(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import BROWSER_UA
 from tests.servers import Server, free_port, server_env
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.security]
 TIMEOUT_S = 2
 
 
