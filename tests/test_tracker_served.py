@@ -55,3 +55,17 @@ def test_the_committed_build_matches_the_source(tmp_path: Path) -> None:
     build[build.index("--output") + 1] = str(tmp_path / "tracker.js")
     subprocess.run([str(terser), *build[1:]], cwd=TRACKER_DIR, check=True, timeout=60)
     assert (tmp_path / "tracker.js").read_bytes() == (TRACKER_DIR / "tracker.js").read_bytes()
+
+
+def test_the_tracker_is_sent_gzipped_to_clients_that_take_it(client: TestClient) -> None:
+    plain = client.get("/tracker.js", headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert int(plain.headers["content-length"]) == len((TRACKER_DIR / "tracker.js").read_bytes())
+    packed = client.get("/tracker.js", headers={"accept-encoding": "br, gzip;q=0.8"})
+    assert packed.headers["content-encoding"] == "gzip"
+    assert int(packed.headers["content-length"]) <= BUDGET_GZIPPED
+    assert packed.content == plain.content  # httpx unpacked it
+    assert packed.headers["vary"] == plain.headers["vary"] == "Accept-Encoding"
+    assert packed.headers["etag"] != plain.headers["etag"]  # two representations
+    refused = client.get("/tracker.js", headers={"accept-encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers

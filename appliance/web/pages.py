@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
 from typing import Any
 
@@ -127,16 +129,36 @@ async def health(request: Request) -> JSONResponse:
 _TRACKER = resource_path("tracker") / "tracker.js"
 
 
-async def tracker_js(request: Request) -> Response:
+@functools.cache
+def _tracker_asset() -> tuple[bytes, bytes, str]:
+    """The script, gzipped once (about half the bytes on every site's page load), its ETag."""
     body = _TRACKER.read_bytes()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return body, gzip.compress(body, 9, mtime=0), '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _accepts_gzip(request: Request) -> bool:
+    for coding in request.headers.get("accept-encoding", "").split(","):
+        name, _, parameters = coding.strip().partition(";")
+        if name.strip().lower() == "gzip":
+            return parameters.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+async def tracker_js(request: Request) -> Response:
+    body, gzipped, etag = _tracker_asset()
+    compress = _accepts_gzip(request)
+    if compress:  # another representation: another (strong) validator
+        body, etag = gzipped, etag[:-1] + '-gz"'
     headers = {
         "etag": etag,
         "cache-control": "public, max-age=86400, stale-while-revalidate=604800",
         "access-control-allow-origin": "*",
+        "vary": "Accept-Encoding",
     }
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
+    if compress:
+        headers["content-encoding"] = "gzip"
     return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
 
 
