@@ -39,8 +39,10 @@ from appliance.core.admission import (
     SignInRefused,
     admit,
 )
+from appliance.core.auth import AuthProvider
 from appliance.core.stores import call
 from appliance.web.challenges import issue_challenge, redeem_challenge
+from appliance.web.oauth_settings import missing_credentials, report_missing
 from appliance.web.pages import render
 from appliance.web.security import appliance_of, log_in
 
@@ -194,3 +196,39 @@ def policy_from(settings: Any, section: str) -> AdmissionPolicy:
         allowed_domains=lowered("allowed_domains"),
         allowed_organizations=lowered("allowed_organizations"),
     )
+
+
+def oauth_provider(
+    settings: Any,
+    section: str,
+    label: str,
+    order: int,
+    build_client: Callable[[Any], Any],
+    identity_for: Callable[[AdmissionPolicy], IdentityFetcher],
+) -> list[AuthProvider]:
+    """An OAuth plugin's sign-in (routes /login/<name>[/callback], a button from its
+    `<section>/button.html`), or nothing while its credentials are not set."""
+    missing = missing_credentials(settings, section)
+    if missing:
+        report_missing(label, missing)
+        return []
+    name = section.removeprefix("auth_")
+    policy = policy_from(settings, section)
+    sign_in = OAuthSignIn(
+        provider=name,
+        label=label,
+        client=build_client(settings),
+        fetch_identity=identity_for(policy),
+        policy=policy,
+    )
+    button = f"{section}/button.html"
+    return [
+        AuthProvider(
+            id=name,
+            label=label,
+            login_template=button,
+            signup_template=button,
+            order=order,
+            routes=sign_in.routes(),
+        )
+    ]

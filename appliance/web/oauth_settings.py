@@ -2,8 +2,9 @@
 
 A provider section (`auth_github`, `auth_google`) has `client_id`, `client_secret` (a
 secret: environment or .secrets.toml only), allow lists and its endpoints. A malformed
-value stops start-up; missing credentials only switch the provider off, with one warning
-naming the keys, so a fresh install starts with password login alone.
+value stops start-up; missing credentials only switch the provider off, so a fresh install
+starts with password login alone and says nothing about it; half-set credentials (an id
+without its secret) get one warning naming the key to set.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ def missing_credentials(settings: Any, section: str) -> list[str]:
     ]
 
 
-def warn_disabled(section: str, label: str, missing: list[str]) -> None:
+def report_missing(label: str, missing: list[str]) -> None:
+    """Quiet when the provider is simply not configured; a warning when half of it is."""
+    level = logging.DEBUG if len(missing) == len(CREDENTIAL_KEYS) else logging.WARNING
     variables = ", ".join(f"APPLIANCE_{key.replace('.', '__')}" for key in missing)
-    log.warning(
-        "%s sign-in is disabled: %s not set (set %s)", label, " and ".join(missing), variables
+    log.log(
+        level, "%s sign-in is off: %s not set (set %s)", label, " and ".join(missing), variables
     )

@@ -4,8 +4,8 @@ Settings, section `auth_github`: `client_id` and `client_secret` (the OAuth app'
 secret from the environment, APPLIANCE_AUTH_GITHUB__CLIENT_SECRET), `allowed_domains` and
 `allowed_organizations` (who may sign in besides invited emails), and `authorize_url`,
 `token_url`, `api_url` (GitHub's; tests point them at a fake). Without credentials the
-provider is off and start-up logs which key to set. The app's callback URL is
-`<public_url>/login/github/callback`.
+provider is off (a warning names the missing key when only one of them is set). The
+app's callback URL is `<public_url>/login/github/callback`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 from appliance import hookimpl
 from appliance.core.auth import AuthProvider
-from appliance.web.oauth import OAuthSignIn, policy_from
-from appliance.web.oauth_settings import missing_credentials, provider_problems, warn_disabled
+from appliance.web.oauth import oauth_provider
+from appliance.web.oauth_settings import provider_problems
 from plugins.auth_github.github import SECTION, build_client, identity_fetcher
 
 
@@ -47,29 +47,14 @@ def validate_settings(settings: Any) -> list[str]:
 
 @hookimpl
 def register_auth_providers(appliance: Any) -> list[AuthProvider]:
-    settings = appliance.settings
-    missing = missing_credentials(settings, SECTION)
-    if missing:
-        warn_disabled(SECTION, "GitHub", missing)
-        return []
-    policy = policy_from(settings, SECTION)
-    sign_in = OAuthSignIn(
-        provider="github",
-        label="GitHub",
-        client=build_client(settings),
-        fetch_identity=identity_fetcher(bool(policy.allowed_organizations)),
-        policy=policy,
+    return oauth_provider(
+        appliance.settings,
+        SECTION,
+        "GitHub",
+        order=20,
+        build_client=build_client,
+        identity_for=lambda policy: identity_fetcher(bool(policy.allowed_organizations)),
     )
-    return [
-        AuthProvider(
-            id="github",
-            label="GitHub",
-            login_template="auth_github/button.html",
-            signup_template="auth_github/button.html",
-            order=20,
-            routes=sign_in.routes(),
-        )
-    ]
 
 
 @hookimpl

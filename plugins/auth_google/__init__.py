@@ -3,8 +3,9 @@
 Settings, section `auth_google`: `client_id` and `client_secret` (the OAuth client's; the
 secret from the environment, APPLIANCE_AUTH_GOOGLE__CLIENT_SECRET), `allowed_domains` (who
 may sign in besides invited emails), and `discovery_url` (Google's OpenID configuration;
-tests point it at a fake). Without credentials the provider is off and start-up logs
-which key to set. The client's redirect URI is `<public_url>/login/google/callback`.
+tests point it at a fake). Without credentials the provider is off (a warning names the
+missing key when only one of them is set). The client's redirect URI is
+`<public_url>/login/google/callback`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 
 from appliance import hookimpl
 from appliance.core.auth import AuthProvider
-from appliance.web.oauth import OAuthSignIn, policy_from
-from appliance.web.oauth_settings import missing_credentials, provider_problems, warn_disabled
+from appliance.web.oauth import oauth_provider
+from appliance.web.oauth_settings import provider_problems
 from plugins.auth_google.google import SECTION, build_client, fetch_identity
 
 
@@ -40,28 +41,14 @@ def validate_settings(settings: Any) -> list[str]:
 
 @hookimpl
 def register_auth_providers(appliance: Any) -> list[AuthProvider]:
-    settings = appliance.settings
-    missing = missing_credentials(settings, SECTION)
-    if missing:
-        warn_disabled(SECTION, "Google", missing)
-        return []
-    sign_in = OAuthSignIn(
-        provider="google",
-        label="Google",
-        client=build_client(settings),
-        fetch_identity=fetch_identity,
-        policy=policy_from(settings, SECTION),
+    return oauth_provider(
+        appliance.settings,
+        SECTION,
+        "Google",
+        order=30,
+        build_client=build_client,
+        identity_for=lambda policy: fetch_identity,
     )
-    return [
-        AuthProvider(
-            id="google",
-            label="Google",
-            login_template="auth_google/button.html",
-            signup_template="auth_google/button.html",
-            order=30,
-            routes=sign_in.routes(),
-        )
-    ]
 
 
 @hookimpl
