@@ -4,6 +4,7 @@ every instance through Redis when the Redis plugin is in use, per instance other
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,11 @@ from starlette.testclient import TestClient
 from appliance.app import create_app
 from appliance.core.ratelimit import TokenBuckets
 from appliance.core.runtime import Appliance
+from plugins.store_redis import ratelimit as redis_ratelimit
 from plugins.store_redis.config import RedisSettings
 from plugins.store_redis.ratelimit import RedisRateLimiter
 from tests.conftest import Browser, event, make_appliance, make_client, wait_for
-from tests.redis_servers import free_port, require_shared_redis, unique_prefix
+from tests.redis_servers import RedisServer, free_port, require_shared_redis, unique_prefix
 from tests.test_ingest_api import kpis
 
 pytestmark = pytest.mark.security
@@ -188,3 +190,37 @@ def test_without_redis_the_limit_holds_per_instance(tmp_path: Path) -> None:
         browser.add_domain("example.com")
         assert [post_from(client, "198.51.100.9") for _ in range(5)] == [202] * 4 + [429]
         wait_for(lambda: kpis(browser)["pageviews"] == 4)  # Redis away: events still land
+
+
+def test_a_redis_outage_goes_local_and_sharing_resumes_when_it_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(redis_ratelimit, "RETRY_REDIS_S", 0.2)  # retry sooner than 5 s
+    caplog.set_level(logging.INFO, logger=redis_ratelimit.__name__)
+    server = RedisServer(tmp_path / "redis").start()
+    prefix = unique_prefix()
+    settings = RedisSettings.from_settings(
+        redis_appliance(tmp_path / "data", server.url, prefix).settings
+    )
+    limiter = RedisRateLimiter(settings, "site", rate=1, burst=3)
+    bucket = f"{prefix}:ratelimit:site:{{1}}"
+
+    async def scenario() -> list[float]:
+        waits = [await limiter.acquire("1", 1)]  # shared: Redis holds the bucket
+        assert redis.Redis.from_url(server.url).exists(bucket)
+        server.stop()
+        waits += [await limiter.acquire("1", 1) for _ in range(4)]  # local: 3 of 4 pass
+        server.start()
+        await asyncio.sleep(0.3)
+        waits.append(await limiter.acquire("1", 1))  # one request probes Redis: back
+        await limiter.close()
+        return waits
+
+    try:
+        waits = asyncio.run(scenario())
+    finally:
+        server.stop()
+    assert [w == 0 for w in waits] == [True, True, True, True, False, True]
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("rate limits are per instance until it answers" in m for m in messages)
+    assert any("rate limits are shared again" in m for m in messages)

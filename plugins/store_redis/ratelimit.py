@@ -7,8 +7,8 @@ memory; a lease not spent within a second is forgotten (its tokens are lost, whi
 makes the limit stricter, by at most a slice per instance and second).
 
 When Redis does not answer, this process falls back to its own buckets (the limit then
-holds per instance) and tries Redis again a few seconds later: a Redis outage never turns
-into refused events.
+holds per instance) and lets one request try Redis again every few seconds (the others do
+not wait on it): a Redis outage never turns into refused or slow events.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class RedisRateLimiter:
         self.local = TokenBuckets(rate, burst, max_keys=MAX_LEASES)
         self._leases: dict[str, tuple[int, float]] = {}  # key -> (tokens, forgotten at)
         self._client: Any = None
-        self._local_until = 0.0
+        self._local_until = 0.0  # until then this process's own buckets decide
+        self._failed = False  # the last attempt to reach Redis failed
 
     async def acquire(self, key: str, cost: int) -> float:
         now = time.monotonic()
@@ -53,16 +54,23 @@ class RedisRateLimiter:
             return 0.0
         if now < self._local_until:
             return self.local.take(key, cost)
+        probing = self._failed  # after a failure, one request asks; the others stay local
+        if probing:
+            self._local_until = now + RETRY_REDIS_S
         try:
             granted, wait = await self._lease(key, max(cost, self.slice), cost)
         except (redis_errors.RedisError, OSError) as error:
-            log.warning(
-                "%s; rate limits are per instance for %d s",
-                describe(error, self.settings),
-                RETRY_REDIS_S,
-            )
-            self._local_until = now + RETRY_REDIS_S
+            if not probing:
+                log.warning(
+                    "%s; rate limits are per instance until it answers",
+                    describe(error, self.settings),
+                )
+            self._failed = True
+            self._local_until = time.monotonic() + RETRY_REDIS_S
             return self.local.take(key, cost)
+        if self._failed:
+            log.info("Redis answers again: rate limits are shared again")
+            self._failed, self._local_until = False, 0.0
         if granted < cost:
             return wait
         if len(self._leases) >= MAX_LEASES:
