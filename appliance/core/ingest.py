@@ -1,7 +1,9 @@
 """Turn a request body into accepted, enriched events handed to the transport.
 
-Everything here is CPU-only: the domain comes from the in-memory site cache, enrichers are
-pure functions, and the transport's publish never waits on I/O.
+Nothing here reads a database: the domain comes from the in-memory site cache, enrichers
+are pure functions, and the transport's publish never blocks. The only awaits are a shared
+rate limiter (from memory, except a lease from Redis now and then) and, with Kafka, the
+broker's acknowledgement.
 """
 
 from __future__ import annotations
