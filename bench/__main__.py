@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--fresh-seconds", type=float, default=20, help="probing per profile")
     parser.add_argument("--fresh-rate", type=int, default=1000, help="background events/s")
-    parser.add_argument("--backlog", type=int, default=500_000, help="processor backlog events")
+    parser.add_argument("--backlog", type=int, default=1_000_000, help="processor backlog events")
     parser.add_argument(
         "--more-connections",
         type=int,

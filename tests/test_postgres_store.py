@@ -19,6 +19,7 @@ from plugins.store_postgres import segment_queries
 from plugins.store_postgres.accounts import PostgresAccountStore
 from plugins.store_postgres.analytics import PostgresAnalyticsStore
 from plugins.store_postgres.migrate import migrate, scripts
+from plugins.store_postgres.open_visits import OpenVisits
 from plugins.store_sqlite.analytics import SqliteAnalyticsStore
 from tests.postgres_server import database, fresh_database
 
@@ -173,6 +174,65 @@ def test_two_writers_racing_on_one_batch_apply_it_once(dsn: str) -> None:
         thread.join()
     assert sorted(results) == [False, True]
     assert count_rows(dsn, "events") == 200
+    for opened in stores:
+        opened.close()
+
+
+def visits_rows(dsn: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT * FROM visits ORDER BY visit_id").fetchall()
+
+
+def test_writers_taking_turns_failing_or_seeing_a_site_deleted_keep_the_same_visits(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each processor remembers the open visits it wrote; it must read them again when
+    another one wrote the site meanwhile (a rebalance), and forget nothing of a failed
+    flush: the visits come out as one writer alone makes them."""
+    events = known_load(1200)
+    with fresh_database() as alone_dsn:
+        alone = PostgresAnalyticsStore(database(alone_dsn))
+        alone.open()
+        write_in_flushes(alone, events, 100)
+        expected = visits_rows(alone_dsn)
+        alone.close()
+    stores = [PostgresAnalyticsStore(database(dsn)) for _ in range(2)]
+    for opened in stores:
+        opened.open()
+    failing = {"left": 0}
+    real_stamp = OpenVisits.stamp
+
+    def stamp(self: OpenVisits, conn: psycopg.Connection, sites: list[int]) -> int:
+        if failing["left"]:
+            failing["left"] -= 1
+            raise RuntimeError("the flush fails after writing its visits")
+        return real_stamp(self, conn, sites)
+
+    monkeypatch.setattr(OpenVisits, "stamp", stamp)
+    for number, first in enumerate(range(0, len(events), 100)):
+        chunk = events[first : first + 100]
+        batch = aggregate(
+            chunk,
+            [Position("t", "0", first, first + len(chunk) - 1)],
+            [Offset("t", "0", first + i) for i in range(len(chunk))],
+        )
+        writer = stores[number // 3 % 2]  # three flushes each, then the other one
+        if number % 4 == 1:
+            failing["left"] = 1
+            with pytest.raises(RuntimeError):
+                writer.write_batch(batch)
+        assert writer.write_batch(batch) is True
+    assert visits_rows(dsn) == expected
+    stores[0].delete_site(SITE)  # its events come again: the old visits must not continue
+    write_in_flushes(stores[1], events[:300], 100, topic="again")
+    with fresh_database() as again_dsn:
+        again = PostgresAnalyticsStore(database(again_dsn))
+        again.open()
+        write_in_flushes(again, [e for e in events if e.site_id == OTHER_SITE], 1200)
+        write_in_flushes(again, events[:300], 100, topic="again")
+        site_only = [row for row in visits_rows(again_dsn) if row[1] == SITE]
+        again.close()
+    assert [row for row in visits_rows(dsn) if row[1] == SITE] == site_only
     for opened in stores:
         opened.close()
 

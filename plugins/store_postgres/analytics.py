@@ -15,6 +15,7 @@ from appliance.core.stores import BreakdownRow, Kpis, PageRow, SeriesPoint
 from plugins.store_postgres import partitions, rollup_queries, segment_queries, writer
 from plugins.store_postgres.db import Database
 from plugins.store_postgres.migrate import migrate
+from plugins.store_postgres.open_visits import OpenVisits
 from plugins.store_postgres.sketches import Sketches
 
 ROLLUP_TABLES = ("rollup_site", "rollup_page", "rollup_event", "rollup_prop", "rollup_visit")
@@ -37,6 +38,7 @@ class PostgresAnalyticsStore:
         self.db = db
         self.retention_days = retention_days
         self.sketches = Sketches(enabled=False)
+        self.open_visits = OpenVisits()
 
     def open(self) -> None:
         self.db.open()
@@ -58,7 +60,10 @@ class PostgresAnalyticsStore:
         """Apply, in one transaction, the part of the batch past the offsets applied so far;
         False when nothing of it was new (see writer.py)."""
         with self.db.connection(TUNING) as conn:
-            return writer.write(conn, batch, self.sketches)
+            new, visits = writer.write(conn, batch, self.sketches, self.open_visits)
+        if visits is not None:  # committed
+            self.open_visits.committed(visits)
+        return new
 
     def applied_positions(self, topic: str) -> dict[str, int]:
         """The last offset applied per partition of `topic`: the processor resumes after it."""
@@ -79,7 +84,8 @@ class PostgresAnalyticsStore:
 
     def delete_site(self, site_id: int) -> None:
         with self.db.connection(TUNING) as conn:
-            for table in ("events", "visits", "latest_events", *ROLLUP_TABLES):
+            # visit_tokens too: a processor remembering the site's open visits reads again.
+            for table in ("events", "visits", "latest_events", "visit_tokens", *ROLLUP_TABLES):
                 conn.execute(f"DELETE FROM {table} WHERE site_id = %s", (site_id,))  # noqa: S608
 
     # --- queries ---------------------------------------------------------------------

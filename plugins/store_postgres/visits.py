@@ -10,6 +10,7 @@ is one `VisitChange`, merged into the stored row by the writer's upsert.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -104,6 +105,9 @@ class VisitChange:
 class Assignment:
     visit_ids: list[int]  # visit_ids[i]: the visit of events[i]
     changes: list[VisitChange] = field(default_factory=list)
+    # Each touched session's latest visit once the changes are stored (what a lookup of
+    # the session's open visit would then find).
+    latest: dict[SessionKey, OpenVisit] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -117,18 +121,21 @@ def continues(visit: _Current, ts: float) -> bool:
     return visit.first_ts - VISIT_GAP_S <= ts <= visit.last_ts + VISIT_GAP_S
 
 
-def assign(events: list[Event], open_visits: dict[SessionKey, OpenVisit]) -> Assignment:
-    """Put every event in a visit: the session's open one when within 30 minutes, else new."""
+def assign(events: list[Event], open_visits: Mapping[int, Mapping[str, OpenVisit]]) -> Assignment:
+    """Put every event in a visit: the session's open one when within 30 minutes, else new.
+
+    `open_visits`: site -> session -> its latest open visit, for (at least) the events' sites.
+    """
     visit_ids = [0] * len(events)
     changes: dict[int, VisitChange] = {}
-    current: dict[SessionKey, _Current] = {
-        key: _Current(*visit) for key, visit in open_visits.items()
-    }
+    current: dict[SessionKey, _Current] = {}
     order = sorted(range(len(events)), key=lambda i: events[i].ts)
     for index in order:
         event = events[index]
         key = (event.site_id, event.session_id)
         visit = current.get(key)
+        if visit is None and (stored := open_visits[event.site_id].get(event.session_id)):
+            visit = current[key] = _Current(*stored)
         if visit is None or not continues(visit, event.ts):
             started = _Current(visit_id_for(event), event.ts, event.ts)
             changes[started.visit_id] = VisitChange(
@@ -148,4 +155,5 @@ def assign(events: list[Event], open_visits: dict[SessionKey, OpenVisit]) -> Ass
         visit.first_ts = min(visit.first_ts, event.ts)
         visit.last_ts = max(visit.last_ts, event.ts)
         visit_ids[index] = visit.visit_id
-    return Assignment(visit_ids, list(changes.values()))
+    latest = {key: OpenVisit(v.visit_id, v.first_ts, v.last_ts) for key, v in current.items()}
+    return Assignment(visit_ids, list(changes.values()), latest)

@@ -2,11 +2,15 @@
 
 1. Lock the batch's (topic, partition) rows of `applied_positions` and keep only what lies
    past them (a redelivered batch changes nothing; an overlapping one adds only its new part).
-2. COPY the events, each tagged with its visit, into a transaction-local staging table.
-3. Upsert the visits, insert the events into their monthly partitions, and fold the staged
+2. Lock the batch's sites' visit tokens and assign the events to visits, continuing the
+   open visits this process remembers (open_visits.py).
+3. COPY the events, each tagged with its visit, into a transaction-local staging table.
+4. Upsert the visits, insert the events into their monthly partitions, and fold the staged
    rows into the hour and day rollups with INSERT ... ON CONFLICT DO UPDATE.
-4. Close the visits their site has moved past, adding them to rollup_visit.
-5. Record the new last offsets. Any error rolls all of it back; the processor retries.
+5. Close the visits their site has moved past, adding them to rollup_visit.
+6. Record the new last offsets and visit tokens. Any error rolls all of it back; the
+   processor retries. The caller hands the returned `VisitsWritten` to its `OpenVisits`
+   only once the transaction has committed.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import psycopg
 from appliance.core.aggregation import Batch
 from appliance.core.transport import NOTHING_APPLIED, Position
 from plugins.store_postgres import partitions, rollups
+from plugins.store_postgres.open_visits import OpenVisits, VisitsWritten
 from plugins.store_postgres.sketches import Sketches
-from plugins.store_postgres.visits import ATTRIBUTES, VISIT_GAP_S, OpenVisit, SessionKey, assign
+from plugins.store_postgres.visits import ATTRIBUTES, VISIT_GAP_S, assign
 
 # Events may arrive this much out of order (clocks of several ingest instances) and still
 # extend a visit that looked finished.
@@ -39,15 +44,17 @@ VISIT_COLUMNS = (
 )  # fmt: skip
 
 
-def write(conn: psycopg.Connection, batch: Batch, sketches: Sketches) -> bool:
-    """Apply what the store lacks of `batch`; False when it held all of it already."""
+def write(
+    conn: psycopg.Connection, batch: Batch, sketches: Sketches, open_visits: OpenVisits
+) -> tuple[bool, VisitsWritten | None]:
+    """Apply what the store lacks of `batch`: (False, None) when it held all of it already;
+    else True and what it wrote of the visits, if anything."""
     lacking = _lacking_part(conn, batch)
     if lacking is None:
-        return False
-    if lacking.events:
-        _write_events(conn, lacking, sketches)
+        return False, None
+    written = _write_events(conn, lacking, sketches, open_visits) if lacking.events else None
     _record_positions(conn, lacking.positions)
-    return True
+    return True, written
 
 
 def _lacking_part(conn: psycopg.Connection, batch: Batch) -> Batch | None:
@@ -88,22 +95,13 @@ def _record_positions(conn: psycopg.Connection, positions: Iterable[Position]) -
     )
 
 
-def _open_visits(conn: psycopg.Connection, keys: set[SessionKey]) -> dict[SessionKey, OpenVisit]:
-    rows = conn.execute(
-        "SELECT DISTINCT ON (v.site_id, v.session_id)"
-        " v.site_id, v.session_id, v.visit_id, v.first_ts, v.last_ts"
-        " FROM unnest(%s::bigint[], %s::text[]) AS k(site_id, session_id)"
-        " JOIN visits v ON v.site_id = k.site_id AND v.session_id = k.session_id"
-        " WHERE NOT v.closed ORDER BY v.site_id, v.session_id, v.last_ts DESC",
-        ([k[0] for k in keys], [k[1] for k in keys]),
-    ).fetchall()
-    return {(site, session): OpenVisit(*visit) for site, session, *visit in rows}
-
-
-def _write_events(conn: psycopg.Connection, batch: Batch, sketches: Sketches) -> None:
+def _write_events(
+    conn: psycopg.Connection, batch: Batch, sketches: Sketches, open_visits: OpenVisits
+) -> VisitsWritten:
     events = batch.events
     partitions.ensure(conn, (event.ts for event in events))
-    assignment = assign(events, _open_visits(conn, {(e.site_id, e.session_id) for e in events}))
+    sites = sorted({event.site_id for event in events})
+    assignment = assign(events, open_visits.claim(conn, sites))
     conn.execute("CREATE TEMP TABLE batch_events (LIKE events) ON COMMIT DROP")
     conn.execute(
         "CREATE TEMP TABLE batch_visits ON COMMIT DROP AS"
@@ -126,12 +124,14 @@ def _write_events(conn: psycopg.Connection, batch: Batch, sketches: Sketches) ->
     conn.execute("INSERT INTO events SELECT * FROM batch_events")
     for statement in rollups.fold_events(sketches):
         conn.execute(statement)
-    conn.execute(rollups.close_visits(sketches), _close_cutoffs(batch))
+    closed = conn.execute(rollups.close_visits(sketches), _close_cutoffs(batch)).fetchall()
     conn.execute(
         "INSERT INTO latest_events AS l (site_id, ts)"
         " SELECT site_id, max(ts) FROM batch_events GROUP BY site_id"
         " ON CONFLICT (site_id) DO UPDATE SET ts = greatest(l.ts, excluded.ts)"
     )
+    token = open_visits.stamp(conn, sites)
+    return VisitsWritten(token, sites, assignment.latest, closed)
 
 
 def _merge(column: str, newer: str) -> str:
