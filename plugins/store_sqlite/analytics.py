@@ -1,9 +1,11 @@
-"""The embedded analytics store: raw events, visits and minute/hour rollups in one SQLite file.
+"""The embedded analytics store: raw events, visits and rollups in one SQLite file.
 
-Each flush writes its events, the visits they start or extend (visits.py), the rollups and
-the applied offsets in one transaction. Queries read the visits and the raw events (see
-queries.py), so every count is exact over any range without rebuilding visits per request.
-The rollups are the history that survives if raw events are ever pruned.
+Each flush writes its events, the visits they start or extend (visits.py), the rollups, the
+per-UTC-day rollups' bookkeeping (daily.py) and the applied offsets in one transaction.
+Queries read the visits and the raw events (queries.py), so every count is exact over any
+range without rebuilding visits per request; unfiltered ones read the UTC days the range
+holds whole from the day rollups (whole_days.py). The minute/hour rollups are the history
+that survives if raw events are ever pruned.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from pathlib import Path
 
 from appliance.core.aggregation import Batch, Counters, RollupKey
 from appliance.core.stores import BreakdownRow, Kpis, PageRow, SeriesPoint
-from plugins.store_sqlite import queries, visits
+from plugins.store_sqlite import daily, queries, visits, whole_days
 from plugins.store_sqlite.db import Database, migrate
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "analytics"
+TABLES = (
+    "events", "visits", "rollup_minute", "rollup_hour", "custom_events_hour", "day_totals",
+    "day_values", "dirty_days", "visitor_days", "shared_days",
+)  # fmt: skip
 
 _EVENT_COLUMNS = (
     "event_id", "site_id", "ts", "name", "path", "visitor_id", "session_id", "referrer",
@@ -55,6 +61,8 @@ class SqliteAnalyticsStore:
     def open(self) -> None:
         self._writer = Database(self.path)
         migrate(self._writer, MIGRATIONS)
+        with self._writer.transaction() as conn:
+            daily.settle(conn, None)  # days a migration or the last flushes left dirty
         self._reader = Database(self.path)  # WAL: reads don't wait for the writer
 
     def close(self) -> None:
@@ -88,14 +96,17 @@ class SqliteAnalyticsStore:
             batch = self._lacking_part(conn, batch)
             if batch is None:
                 return False
-            visit_ids = visits.assign(conn, batch.events)
+            assigned = visits.assign(conn, batch.events)
             conn.executemany(
                 _INSERT_EVENT,
                 [
                     (*(getattr(e, column) for column in _EVENT_COLUMNS), json.dumps(e.props), v)
-                    for e, v in zip(batch.events, visit_ids, strict=True)
+                    for e, v in zip(batch.events, assigned.visit_ids, strict=True)
                 ],
             )
+            touched = daily.mark(conn, batch.events, assigned.starts)
+            # A day recounts once flushes have moved past it: today stays dirty.
+            daily.settle(conn, max((day for _, day in touched), default=0), touched)
             conn.executemany(_upsert_rollup("rollup_minute"), _rollup_rows(batch.minute))
             conn.executemany(_upsert_rollup("rollup_hour"), _rollup_rows(batch.hour))
             conn.executemany(
@@ -137,7 +148,7 @@ class SqliteAnalyticsStore:
 
     def delete_site(self, site_id: int) -> None:
         with self.writer.transaction() as conn:
-            for table in ("events", "visits", "rollup_minute", "rollup_hour", "custom_events_hour"):
+            for table in TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE site_id = ?", (site_id,))  # noqa: S608
 
     # --- queries ---------------------------------------------------------------------
@@ -148,24 +159,36 @@ class SqliteAnalyticsStore:
 
     def kpis(self, site_id: int, start: int, end: int, filters: tuple = ()) -> Kpis:
         with self.reader.locked() as conn:
+            fast = None if filters else whole_days.kpis(conn, site_id, start, end)
+            if fast is not None:
+                return fast
             return queries.kpis(conn, site_id, start, end, filters)
 
     def timeseries(
         self, site_id: int, buckets: list[int], end: int, filters: tuple = ()
     ) -> list[SeriesPoint]:
         with self.reader.locked() as conn:
+            fast = None if filters else whole_days.timeseries(conn, site_id, buckets, end)
+            if fast is not None:
+                return fast
             return queries.timeseries(conn, site_id, buckets, end, filters)
 
     def top_pages(
         self, site_id: int, start: int, end: int, limit: int, filters: tuple = ()
     ) -> list[PageRow]:
         with self.reader.locked() as conn:
+            fast = None if filters else whole_days.top_pages(conn, site_id, start, end, limit)
+            if fast is not None:
+                return fast
             return queries.top_pages(conn, site_id, start, end, limit, filters)
 
     def breakdown(
         self, site_id: int, start: int, end: int, prop: str, limit: int, filters: tuple = ()
     ) -> list[BreakdownRow]:
         with self.reader.locked() as conn:
+            fast = None if filters else whole_days.breakdown(conn, site_id, start, end, prop, limit)
+            if fast is not None:
+                return fast
             return queries.breakdown(conn, site_id, start, end, prop, limit, filters)
 
     def event_properties(

@@ -30,9 +30,11 @@ UNKNOWN = "Unknown"
 _SHOWN = ", ".join(VISIT_COLUMNS)
 
 # `range_visits`: one row per visit of the range (visit, visitor_id, the visit properties,
-# duration, views, custom). A straddling visit has an event within 30 minutes before the
-# edge it crosses; its part inside the range is rebuilt from `edge`, its events there (read
-# by session: by time, the planner would scan the whole range once per straddling visit).
+# duration, views, custom), less the stored visits starting in [skip_from, skip_to) (days
+# whole_days.py reads from rollups). A straddling visit has an event within 30 minutes
+# before the edge it crosses; its part inside the range is rebuilt from `edge`, its events
+# there (read by session: by time, the planner would scan the whole range once per
+# straddling visit).
 _RANGE_VISITS = f"""
 straddling AS (
     SELECT x.visit_id FROM events x JOIN visits v ON v.visit_id = x.visit_id
@@ -75,7 +77,12 @@ range_visits AS (
     SELECT visit_id AS visit, visitor_id, {_SHOWN}, last_ts - first_ts AS duration,
            pageviews AS views, events AS custom
     FROM visits
-    WHERE site_id = :site AND first_ts >= :start AND first_ts < :end AND last_ts < :end
+    WHERE site_id = :site AND first_ts >= :start AND first_ts < :skip_from AND last_ts < :end
+    UNION ALL
+    SELECT visit_id AS visit, visitor_id, {_SHOWN}, last_ts - first_ts AS duration,
+           pageviews AS views, events AS custom
+    FROM visits
+    WHERE site_id = :site AND first_ts >= :skip_to AND first_ts < :end AND last_ts < :end
     UNION ALL
     SELECT f.visit, f.visitor_id, coalesce(en.path, '') AS entry_page,
            coalesce(ex.path, '') AS exit_page, {", ".join(f"f.{name}" for name in ATTRIBUTES)},
@@ -86,7 +93,7 @@ range_visits AS (
 _IN_RANGE = "site_id = :site AND ts >= :start AND ts < :end"
 
 
-def _selected(filters: tuple[Filter, ...], params: dict[str, Any]) -> str:
+def selected(filters: tuple[Filter, ...], params: dict[str, Any]) -> str:
     """`WITH ..., selected AS (...)`: the range's visits matching every filter."""
     conditions = []
     for index, item in enumerate(filters):
@@ -117,29 +124,39 @@ def _events(
     if not filters:
         return "", where
     segment = f" AND {column}visit_id IN (SELECT visit FROM selected)"
-    return _selected(filters, params), where + segment
+    return selected(filters, params), where + segment
 
 
-def _params(site: int, start: int, end: int, **extra: Any) -> dict[str, Any]:
-    return {"site": site, "start": start, "end": end, **extra}
+def params_for(site: int, start: int, end: int, **extra: Any) -> dict[str, Any]:
+    """Query parameters; `skip_from`/`skip_to` may narrow `range_visits` (see there)."""
+    return {"site": site, "start": start, "end": end, "skip_from": end, "skip_to": end, **extra}
+
+
+def visit_sums(conn: sqlite3.Connection, params: dict[str, Any], filters: tuple) -> tuple:
+    """(pageviews, events, visitors, visits, bounces, summed duration) of the selected visits."""
+    [row] = conn.execute(
+        selected(filters, params)
+        + "SELECT coalesce(sum(views), 0), coalesce(sum(custom), 0), count(DISTINCT visitor_id),"
+        " count(*), coalesce(sum(views <= 1), 0), coalesce(sum(duration), 0.0) FROM selected",
+        params,
+    ).fetchall()
+    return tuple(row)
 
 
 def kpis(conn: sqlite3.Connection, site: int, start: int, end: int, filters: tuple) -> Kpis:
-    params = _params(site, start, end)
-    [row] = conn.execute(
-        _selected(filters, params)
-        + "SELECT coalesce(sum(views), 0), coalesce(sum(custom), 0), count(DISTINCT visitor_id),"
-        " count(*), coalesce(sum(views <= 1), 0), coalesce(avg(duration), 0.0) FROM selected",
-        params,
-    ).fetchall()
-    pageviews, events, visitors, sessions, bounces, duration = row
+    return to_kpis(*visit_sums(conn, params_for(site, start, end), filters))
+
+
+def to_kpis(
+    pageviews: int, events: int, visitors: int, sessions: int, bounces: int, duration: float
+) -> Kpis:
     return Kpis(
         pageviews=pageviews,
         visitors=visitors,
         sessions=sessions,
         events=events,
         bounce_rate=round(bounces / sessions, 4) if sessions else 0.0,
-        avg_duration_s=round(float(duration), 1),
+        avg_duration_s=round(duration / sessions, 1) if sessions else 0.0,
     )
 
 
@@ -148,7 +165,7 @@ def timeseries(
 ) -> list[SeriesPoint]:
     if not buckets:
         return []
-    params = _params(site, buckets[0], end, buckets=json.dumps(buckets))
+    params = params_for(site, buckets[0], end, buckets=json.dumps(buckets))
     # One index range per bucket: a range condition on events beside the bucket's would be
     # the one the planner picks, scanning the whole range once per bucket.
     with_clause, where = _events(filters, params, "e", in_range=False)
@@ -171,7 +188,7 @@ def _pages(
     conn: sqlite3.Connection, site: int, start: int, end: int, limit: int, filters: tuple,
     order: str,
 ) -> list[sqlite3.Row]:  # fmt: skip
-    params = _params(site, start, end, limit=limit)
+    params = params_for(site, start, end, limit=limit)
     with_clause, where = _events(filters, params)
     return conn.execute(
         with_clause
@@ -196,7 +213,7 @@ def breakdown(
     if prop == "page":
         rows = _pages(conn, site, start, end, limit, filters, "people DESC, views DESC")
         return [BreakdownRow(row[0], visitors=row[2], pageviews=row[1], events=0) for row in rows]
-    params = _params(site, start, end, limit=limit)
+    params = params_for(site, start, end, limit=limit)
     if prop == "event":
         with_clause, where = _events(filters, params)
         rows = conn.execute(
@@ -212,7 +229,7 @@ def breakdown(
     column = prop
     skip_empty = f" WHERE {column} <> ''" if prop in OMIT_EMPTY else ""
     rows = conn.execute(
-        _selected(filters, params)
+        selected(filters, params)
         + f"SELECT {column}, count(DISTINCT visitor_id) AS people, sum(views) AS views,"
         f" sum(custom) FROM selected{skip_empty}"
         f" GROUP BY {column} ORDER BY people DESC, views DESC, {column} LIMIT :limit",
@@ -228,7 +245,7 @@ def event_properties(
     conn: sqlite3.Connection, site: int, start: int, end: int, event: str, limit: int,
     filters: tuple,
 ) -> list[BreakdownRow]:  # fmt: skip
-    params = _params(site, start, end, event=event, limit=limit)
+    params = params_for(site, start, end, event=event, limit=limit)
     with_clause, where = _events(filters, params, "e")
     rows = conn.execute(
         with_clause

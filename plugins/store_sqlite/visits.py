@@ -18,6 +18,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from appliance.core.event import PAGEVIEW, Event
 
@@ -139,8 +140,13 @@ def _split(
     return visits
 
 
-def assign(conn: sqlite3.Connection, events: list[Event]) -> list[int]:
-    """Update `visits` for a flush's events (not inserted yet); their visit ids, in order."""
+class Assignment(NamedTuple):
+    visit_ids: list[int]  # per event, in order
+    starts: list[tuple[int, float]]  # (site, first_ts) of every visit removed or written
+
+
+def assign(conn: sqlite3.Connection, events: list[Event]) -> Assignment:
+    """Update `visits` for a flush's events (not inserted yet)."""
     rows = [_Row.of(event) for event in events]
     sessions: dict[tuple[int, str], list[_Row]] = defaultdict(list)
     for event, row in zip(events, rows, strict=True):
@@ -167,7 +173,9 @@ def assign(conn: sqlite3.Connection, events: list[Event]) -> list[int]:
     conn.executemany("DELETE FROM visits WHERE site_id = ? AND first_ts = ? AND visit_id = ?", gone)
     conn.executemany(INSERT, [visit.row() for visit in written])
     conn.executemany("UPDATE events SET visit_id = ? WHERE rowid = ?", moved)
-    return [row.visit_id for row in rows]
+    starts = [(site, first_ts) for site, first_ts, _ in gone]
+    starts += [(visit.site_id, visit.first_ts) for visit in written]
+    return Assignment([row.visit_id for row in rows], starts)
 
 
 def _stored_visits(

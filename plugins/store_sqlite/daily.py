@@ -1,0 +1,103 @@
+"""Per-UTC-day rollups of the unfiltered stats, kept in the flush transaction.
+
+Visitor ids hash a salt that rotates every UTC day, so distinct visitors add up over UTC
+days and whole days can be answered from one row per day (whole_days.py). A day's rows are
+recounted from the visits and events tables rather than updated per event: a visit's exit
+page, bounce and attributes change as it grows or merges, which per-value distinct counts
+could only follow with a reference-counted row per (visitor, property, value) and visit.
+A flush marks the days it changes dirty; a later flush that no longer touches a day older
+than its newest event recounts it, so a day is counted about once, and queries answer dirty
+days (today, always) from the raw tables.
+
+`visitor_days` keeps each visitor id's UTC days and `shared_days` the pairs of days sharing an
+id: where ids do not rotate (imports, tests) queries spanning such days take the exact path.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+from appliance.core.aggregation import DAY
+from appliance.core.event import Event
+from plugins.store_sqlite.queries import VISIT_COLUMNS
+
+_DAY = "site_id = :site AND {column} >= :day AND {column} < :day + 86400"
+_EVENTS = _DAY.format(column="ts")
+_VISITS = _DAY.format(column="first_ts")
+# (property, SELECT value, visitors, pageviews, events ... GROUP BY value)
+_VALUES = [
+    ("page", "SELECT path, count(DISTINCT visitor_id), count(*), 0 FROM events"
+             f" WHERE {_EVENTS} AND name = 'pageview' GROUP BY path"),
+    ("event", "SELECT name, count(DISTINCT visitor_id), 0, count(*) FROM events"
+              f" WHERE {_EVENTS} AND name <> 'pageview' GROUP BY name"),
+    *((column, f"SELECT {column}, count(DISTINCT visitor_id), sum(pageviews), sum(events)"
+               f" FROM visits WHERE {_VISITS} GROUP BY {column}")
+      for column in VISIT_COLUMNS),
+]  # fmt: skip
+_SHARED = (
+    "INSERT OR IGNORE INTO shared_days"
+    " SELECT site_id, day, :day FROM visitor_days"
+    " WHERE site_id = :site AND visitor_id = :visitor AND day <> :day"
+    " UNION ALL SELECT site_id, :day, day FROM visitor_days"
+    " WHERE site_id = :site AND visitor_id = :visitor AND day <> :day"
+)
+
+
+def day_of(ts: float) -> int:
+    return int(ts // DAY) * DAY
+
+
+def mark(
+    conn: sqlite3.Connection, events: list[Event], visit_starts: Iterable[tuple[int, float]]
+) -> set[tuple[int, int]]:
+    """Record a flush: its visitor days, and as dirty the days of its events and of the
+    visits it changed (by start). Returns the dirty (site, day) pairs."""
+    seen = {(e.site_id, e.visitor_id, day_of(e.ts)) for e in events}
+    conn.executemany("INSERT OR IGNORE INTO visitor_days VALUES (?, ?, ?)", sorted(seen))
+    conn.executemany(_SHARED, [{"site": s, "visitor": v, "day": d} for s, v, d in sorted(seen)])
+    touched = {(site, day) for site, _, day in seen}
+    touched |= {(site, day_of(first_ts)) for site, first_ts in visit_starts}
+    conn.executemany("INSERT OR IGNORE INTO dirty_days VALUES (?, ?)", sorted(touched))
+    return touched
+
+
+def settle(
+    conn: sqlite3.Connection, before: int | None, skip: set[tuple[int, int]] = frozenset()
+) -> None:
+    """Recount the dirty days older than `before` (all if None), except those in `skip`."""
+    for site, day in conn.execute("SELECT site_id, day FROM dirty_days").fetchall():
+        if (site, day) in skip or (before is not None and day >= before):
+            continue
+        recount(conn, site, day)
+        conn.execute("DELETE FROM dirty_days WHERE site_id = ? AND day = ?", (site, day))
+
+
+def recount(conn: sqlite3.Connection, site: int, day: int) -> None:
+    """Replace the day's rollup rows with counts of the raw tables."""
+    params = {"site": site, "day": day}
+    visits = conn.execute(
+        "SELECT count(*), count(DISTINCT visitor_id), coalesce(sum(pageviews), 0),"
+        " coalesce(sum(events), 0), coalesce(sum(pageviews <= 1), 0),"
+        f" coalesce(sum(last_ts - first_ts), 0.0) FROM visits WHERE {_VISITS}",
+        params,
+    ).fetchone()
+    events = conn.execute(
+        "SELECT count(*), coalesce(sum(name = 'pageview'), 0), count(DISTINCT visitor_id)"
+        f" FROM events WHERE {_EVENTS}",
+        params,
+    ).fetchone()
+    conn.execute(
+        "INSERT OR REPLACE INTO day_totals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (site, day, *visits, *events),
+    )
+    for prop, select in _VALUES:
+        conn.execute(
+            "DELETE FROM day_values WHERE site_id = ? AND property = ? AND day = ?",
+            (site, prop, day),
+        )
+        conn.execute(
+            "INSERT INTO day_values (site_id, property, day, value, visitors, pageviews, events)"
+            f" SELECT :site, :prop, :day, * FROM ({select})",
+            {**params, "prop": prop},
+        )

@@ -1,0 +1,199 @@
+"""Unfiltered stats over ranges holding whole UTC days: the days' rollups (daily.py) plus the
+exact path (queries.py) over the rest of the range, added up. None: take the exact path.
+
+Visitor ids rotate every UTC day, so the range's visitors are the sum of its days' visitors
+when no id appears on two of its days (checked in `shared_days`). A visit counts in the part
+holding its first event in the range, with everything it does in the range, so the split
+[start, a) + [a, b) + [b, end) must not cut a visit the rollups count whole:
+- `a` is a day later if a visit crossing `start` has its first event in the range on or
+  after `a` (the exact path rebuilds it from its events in the range);
+- `b` moves back before the start of any stored visit running past `end` (the exact path
+  rebuilds such a visit from its events before `end`).
+Dirty days join the exact part: [a, b) shrinks to the longer clean run after or before them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from appliance.core.aggregation import DAY
+from appliance.core.stores import BreakdownRow, Kpis, PageRow, SeriesPoint
+from plugins.store_sqlite import queries
+from plugins.store_sqlite.daily import day_of
+from plugins.store_sqlite.visits import VISIT_GAP_S
+
+# The range's events outside the rolled-up days [skip_from, skip_to).
+_EDGE_EVENTS = (
+    "SELECT name, path, visitor_id FROM events"
+    " WHERE site_id = :site AND ts >= :start AND ts < :skip_from"
+    " UNION ALL SELECT name, path, visitor_id FROM events"
+    " WHERE site_id = :site AND ts >= :skip_to AND ts < :end"
+)
+_DAYS = "site_id = :site AND day >= :skip_from AND day < :skip_to"
+# A visit crossing `start` whose first event in the range is on day `a` or later.
+_ENTERING = f"""
+SELECT 1 FROM events x JOIN visits v ON v.visit_id = x.visit_id
+WHERE x.site_id = :site AND x.ts >= :start - {VISIT_GAP_S} AND x.ts < :start AND v.last_ts >= :a
+  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.site_id = v.site_id
+                  AND e.session_id = v.session_id AND e.ts >= :start AND e.ts < :a)
+LIMIT 1"""
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """The whole days [a, b) answered from rollups, in a range's query parameters."""
+
+    params: dict[str, Any]
+
+
+def split(conn: sqlite3.Connection, site: int, start: int, end: int) -> Split | None:
+    a, b = -(-start // DAY) * DAY, end // DAY * DAY
+    if b - a < DAY:
+        return None
+    first, last = day_of(start), day_of(end - 1)
+    if conn.execute(
+        "SELECT 1 FROM shared_days WHERE site_id = ? AND day BETWEEN ? AND ?"
+        " AND other_day BETWEEN ? AND ? LIMIT 1",
+        (site, first, last, first, last),
+    ).fetchone():
+        return None
+    params = queries.params_for(site, start, end, a=a)
+    if conn.execute(_ENTERING, params).fetchone():
+        a += DAY
+    [running] = conn.execute(
+        "SELECT min(v.first_ts) FROM events x JOIN visits v ON v.visit_id = x.visit_id"
+        f" WHERE x.site_id = :site AND x.ts >= :end - {VISIT_GAP_S} AND x.ts < :end"
+        " AND v.last_ts >= :end AND v.first_ts >= :start",
+        params,
+    ).fetchone()
+    if running is not None and a <= running < b:
+        b = day_of(running)
+    dirty = {
+        day
+        for (day,) in conn.execute(
+            "SELECT day FROM dirty_days WHERE site_id = ? AND day >= ? AND day < ?", (site, a, b)
+        )
+    }
+    if dirty:  # the longer of the clean runs after and before them
+        a, b = max((max(dirty) + DAY, b), (a, min(dirty)), key=lambda cut: cut[1] - cut[0])
+    if b - a < DAY:
+        return None
+    return Split({**params, "skip_from": a, "skip_to": b})
+
+
+def kpis(conn: sqlite3.Connection, site: int, start: int, end: int) -> Kpis | None:
+    cut = split(conn, site, start, end)
+    if cut is None:
+        return None
+    edges = queries.visit_sums(conn, cut.params, ())
+    days = conn.execute(
+        "SELECT coalesce(sum(pageviews), 0), coalesce(sum(events), 0),"
+        " coalesce(sum(visitors), 0), coalesce(sum(visits), 0), coalesce(sum(bounces), 0),"
+        f" coalesce(sum(duration), 0.0) FROM day_totals WHERE {_DAYS}",
+        cut.params,
+    ).fetchone()
+    return queries.to_kpis(*(edge + day for edge, day in zip(edges, days, strict=True)))
+
+
+def timeseries(
+    conn: sqlite3.Connection, site: int, buckets: list[int], end: int
+) -> list[SeriesPoint] | None:
+    """Buckets that are one clean UTC day come from its rollup, exact whatever the ids (a
+    day's own distinct visitors); runs of other buckets from the exact path."""
+    bounds = list(zip(buckets, [*buckets[1:], end], strict=True))
+    if not any(lo % DAY == 0 and hi - lo == DAY for lo, hi in bounds):
+        return None
+    params = {"site": site, "skip_from": buckets[0], "skip_to": end}
+    dirty = {row[0] for row in conn.execute(f"SELECT day FROM dirty_days WHERE {_DAYS}", params)}
+    rolled = {
+        day: (count, pageviews, visitors)
+        for day, count, pageviews, visitors in conn.execute(
+            f"SELECT day, day_events, day_pageviews, day_visitors FROM day_totals WHERE {_DAYS}",
+            params,
+        )
+    }
+    points: list[SeriesPoint] = []
+    run: list[int] = []
+    for lo, hi in bounds:
+        if lo % DAY or hi - lo != DAY or lo in dirty:
+            run.append(lo)
+            continue
+        if run:
+            points += queries.timeseries(conn, site, run, lo, ())
+            run = []
+        count, pageviews, visitors = rolled.get(lo, (0, 0, 0))
+        if count:
+            points.append(SeriesPoint(t=lo, pageviews=pageviews, visitors=visitors))
+    if run:
+        points += queries.timeseries(conn, site, run, end, ())
+    return points
+
+
+def _values(conn: sqlite3.Connection, cut: Split, prop: str, edge_sql: str) -> dict[str, list[int]]:
+    """value -> [visitors, pageviews, events] over the rollup days and the edges' rows."""
+    totals: dict[str, list[int]] = {}
+    days = conn.execute(
+        "SELECT value, sum(visitors), sum(pageviews), sum(events) FROM day_values"
+        f" WHERE {_DAYS} AND property = :prop GROUP BY value",
+        {**cut.params, "prop": prop},
+    )
+    for value, *counts in [*days, *conn.execute(edge_sql, cut.params)]:
+        found = totals.setdefault(value, [0, 0, 0])
+        for index, count in enumerate(counts):
+            found[index] += count or 0
+    return totals
+
+
+def _event_values(conn: sqlite3.Connection, cut: Split, prop: str) -> dict[str, list[int]]:
+    kind = "name = 'pageview'" if prop == "page" else "name <> 'pageview'"
+    column = "path" if prop == "page" else "name"
+    views, custom = ("count(*)", "0") if prop == "page" else ("0", "count(*)")
+    return _values(
+        conn, cut, prop,
+        f"SELECT {column}, count(DISTINCT visitor_id), {views}, {custom}"
+        f" FROM ({_EDGE_EVENTS}) WHERE {kind} GROUP BY {column}",
+    )  # fmt: skip
+
+
+def top_pages(
+    conn: sqlite3.Connection, site: int, start: int, end: int, limit: int
+) -> list[PageRow] | None:
+    cut = split(conn, site, start, end)
+    if cut is None:
+        return None
+    pages = _event_values(conn, cut, "page")
+    order = sorted(pages.items(), key=lambda item: (-item[1][1], -item[1][0], item[0]))
+    return [PageRow(path, pageviews=views, visitors=people) for path, (people, views, _) in
+            order[:limit]]  # fmt: skip
+
+
+def breakdown(
+    conn: sqlite3.Connection, site: int, start: int, end: int, prop: str, limit: int
+) -> list[BreakdownRow] | None:
+    if prop not in ("page", "event", *queries.VISIT_COLUMNS):
+        raise ValueError(f"not a visit property: {prop!r}")
+    cut = split(conn, site, start, end)
+    if cut is None:
+        return None
+    if prop in ("page", "event"):
+        found = _event_values(conn, cut, prop)
+    else:
+        found = _values(
+            conn, cut, prop,
+            queries.selected((), cut.params)
+            + f"SELECT {prop}, count(DISTINCT visitor_id), sum(views), sum(custom)"
+            f" FROM selected GROUP BY {prop}",
+        )  # fmt: skip
+    if prop in queries.OMIT_EMPTY:
+        found.pop("", None)
+    if prop == "event":  # custom events rank by their count
+        rank = sorted(found.items(), key=lambda item: (-item[1][0], -item[1][2], item[0]))
+    else:
+        rank = sorted(found.items(), key=lambda item: (-item[1][0], -item[1][1], item[0]))
+    unknown = "" if prop in ("page", "event") else queries.UNKNOWN
+    return [
+        BreakdownRow(value or unknown, visitors=people, pageviews=views, events=custom)
+        for value, (people, views, custom) in rank[:limit]
+    ]
