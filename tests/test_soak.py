@@ -50,6 +50,7 @@ def user_agent(n: int) -> str:
     return BROWSER_UA.replace("Chrome/", f"Chrome/{100 + n % 40}.{n}.", 1)
 
 
+@pytest.mark.timeout(DURATION_S + 300)  # the suite's 300 s limit is for ordinary tests
 def test_memory_stays_flat_under_a_steady_load(tmp_path: Path) -> None:
     env = server_env(tmp_path / "data") | {
         "APPLIANCE_INGEST__TRUSTED_PROXIES": '["127.0.0.1"]',
