@@ -43,8 +43,13 @@ class IncomingEvent(msgspec.Struct):
 PAGEVIEW = "pageview"
 
 
-class Event(msgspec.Struct, kw_only=True):
-    """An accepted, enriched event. Enrichers fill the optional fields; nothing here is an IP."""
+class Event(msgspec.Struct, kw_only=True, gc=False):
+    """An accepted, enriched event. Enrichers fill the optional fields; nothing here is an IP.
+
+    Not tracked by the garbage collector (it holds only strings, numbers and a flat dict, so
+    it can be in no reference cycle): a processor holds tens of thousands per flush, and
+    tracking them made each one cost twice as much to decode.
+    """
 
     event_id: str
     ts: float  # server clock, seconds since the epoch (UTC)

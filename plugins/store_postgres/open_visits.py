@@ -79,7 +79,7 @@ class OpenVisits:
             self._sessions.setdefault(site, {})[session] = visit
         for site, session, visit_id in written.closed:
             sessions = self._sessions.get(site, {})
-            if (visit := sessions.get(session)) is not None and visit.visit_id == visit_id:
+            if (visit := sessions.get(session)) is not None and visit[0] == visit_id:
                 del sessions[session]
         for site in written.sites:
             self._tokens[site] = written.token
@@ -94,6 +94,6 @@ def _read(conn: psycopg.Connection, sites: list[int]) -> dict[int, dict[str, Ope
         (sites,),
     ).fetchall()
     found: dict[int, dict[str, OpenVisit]] = {}
-    for site, session, *visit in rows:
-        found.setdefault(site, {})[session] = OpenVisit(*visit)
+    for site, session, visit_id, first_ts, last_ts in rows:
+        found.setdefault(site, {})[session] = (visit_id, first_ts, last_ts)
     return found

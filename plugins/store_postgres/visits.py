@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from appliance.core.event import Event
 
@@ -27,12 +26,9 @@ ATTRIBUTES = (
 )  # fmt: skip
 
 
-class OpenVisit(NamedTuple):
-    """The latest not-yet-closed visit of a session, as stored."""
-
-    visit_id: int
-    first_ts: float
-    last_ts: float
+# The latest not-yet-closed visit of a session, as stored: (visit_id, first_ts, last_ts).
+# A plain tuple: a processor keeps one per open session in memory (open_visits.py).
+OpenVisit = tuple[int, float, float]
 
 
 def screen_class(width: int) -> str:
@@ -155,5 +151,5 @@ def assign(events: list[Event], open_visits: Mapping[int, Mapping[str, OpenVisit
         visit.first_ts = min(visit.first_ts, event.ts)
         visit.last_ts = max(visit.last_ts, event.ts)
         visit_ids[index] = visit.visit_id
-    latest = {key: OpenVisit(v.visit_id, v.first_ts, v.last_ts) for key, v in current.items()}
+    latest = {key: (v.visit_id, v.first_ts, v.last_ts) for key, v in current.items()}
     return Assignment(visit_ids, list(changes.values()), latest)

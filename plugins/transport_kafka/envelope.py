@@ -13,6 +13,7 @@ from appliance.core.event import Event, event_encoder
 
 VERSION = 1
 
+_current_decoder = msgspec.msgpack.Decoder(tuple[int, Event])  # one pass, the usual case
 _envelope_decoder = msgspec.msgpack.Decoder(tuple[int, msgspec.Raw])
 _event_decoder = msgspec.msgpack.Decoder(Event)
 
@@ -28,6 +29,12 @@ def encode(event: Event) -> bytes:
 def decode(data: bytes | None) -> Event:
     if not data:
         raise EnvelopeError("empty message")
+    try:
+        version, event = _current_decoder.decode(data)
+        if version == VERSION:
+            return event
+    except msgspec.DecodeError:
+        pass  # another version, or not an event: the two steps below say which
     try:
         version, body = _envelope_decoder.decode(data)
     except msgspec.DecodeError as error:
