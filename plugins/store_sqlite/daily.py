@@ -35,13 +35,14 @@ _VALUES = [
                f" FROM visits WHERE {_VISITS} GROUP BY {column}")
       for column in VISIT_COLUMNS),
 ]  # fmt: skip
-_SHARED = (
-    "INSERT OR IGNORE INTO shared_days"
-    " SELECT site_id, day, :day FROM visitor_days"
-    " WHERE site_id = :site AND visitor_id = :visitor AND day <> :day"
-    " UNION ALL SELECT site_id, :day, day FROM visitor_days"
-    " WHERE site_id = :site AND visitor_id = :visitor AND day <> :day"
-)
+# Pairs of days sharing an id, once this flush's visitor days are in `visitor_days`.
+_SHARED = """
+INSERT OR IGNORE INTO shared_days
+SELECT f.site_id, f.day, v.day FROM temp.flush_visitor_days f JOIN visitor_days v
+  ON v.site_id = f.site_id AND v.visitor_id = f.visitor_id AND v.day <> f.day
+UNION ALL
+SELECT f.site_id, v.day, f.day FROM temp.flush_visitor_days f JOIN visitor_days v
+  ON v.site_id = f.site_id AND v.visitor_id = f.visitor_id AND v.day <> f.day"""
 
 
 def day_of(ts: float) -> int:
@@ -54,8 +55,16 @@ def mark(
     """Record a flush: its visitor days, and as dirty the days of its events and of the
     visits it changed (by start). Returns the dirty (site, day) pairs."""
     seen = {(e.site_id, e.visitor_id, day_of(e.ts)) for e in events}
-    conn.executemany("INSERT OR IGNORE INTO visitor_days VALUES (?, ?, ?)", sorted(seen))
-    conn.executemany(_SHARED, [{"site": s, "visitor": v, "day": d} for s, v, d in sorted(seen)])
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS flush_visitor_days"
+        " (site_id INTEGER, visitor_id TEXT, day INTEGER)"
+    )
+    conn.execute("DELETE FROM temp.flush_visitor_days")
+    conn.executemany("INSERT INTO temp.flush_visitor_days VALUES (?, ?, ?)", seen)
+    conn.execute(
+        "INSERT OR IGNORE INTO visitor_days SELECT * FROM temp.flush_visitor_days ORDER BY 1, 2, 3"
+    )
+    conn.execute(_SHARED)
     touched = {(site, day) for site, _, day in seen}
     touched |= {(site, day_of(first_ts)) for site, first_ts in visit_starts}
     conn.executemany("INSERT OR IGNORE INTO dirty_days VALUES (?, ?)", sorted(touched))
