@@ -158,7 +158,7 @@ class SqliteAnalyticsStore:
             return conn.execute("SELECT max(ts) FROM events").fetchone()[0]
 
     def kpis(self, site_id: int, start: int, end: int, filters: tuple = ()) -> Kpis:
-        with self.reader.locked() as conn:
+        with self.reader.snapshot() as conn:
             fast = None if filters else whole_days.kpis(conn, site_id, start, end)
             if fast is not None:
                 return fast
@@ -167,7 +167,7 @@ class SqliteAnalyticsStore:
     def timeseries(
         self, site_id: int, buckets: list[int], end: int, filters: tuple = ()
     ) -> list[SeriesPoint]:
-        with self.reader.locked() as conn:
+        with self.reader.snapshot() as conn:
             fast = None if filters else whole_days.timeseries(conn, site_id, buckets, end)
             if fast is not None:
                 return fast
@@ -176,7 +176,7 @@ class SqliteAnalyticsStore:
     def top_pages(
         self, site_id: int, start: int, end: int, limit: int, filters: tuple = ()
     ) -> list[PageRow]:
-        with self.reader.locked() as conn:
+        with self.reader.snapshot() as conn:
             fast = None if filters else whole_days.top_pages(conn, site_id, start, end, limit)
             if fast is not None:
                 return fast
@@ -185,7 +185,7 @@ class SqliteAnalyticsStore:
     def breakdown(
         self, site_id: int, start: int, end: int, prop: str, limit: int, filters: tuple = ()
     ) -> list[BreakdownRow]:
-        with self.reader.locked() as conn:
+        with self.reader.snapshot() as conn:
             fast = None if filters else whole_days.breakdown(conn, site_id, start, end, prop, limit)
             if fast is not None:
                 return fast
