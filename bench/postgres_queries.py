@@ -117,8 +117,12 @@ def _bisect(cumulative: list[float], value: float) -> int:
 
 def visit_events(rng: random.Random, start: float, number: int, day: int) -> list[Event]:
     """One visit: 1 + geometric pageviews (mean ~2.2), sometimes custom events."""
-    visitor = f"d{day}-v{rng.randrange(36_000)}"  # ids rotate daily, as with the real salt
-    session = f"{visitor}-t{rng.randrange(2)}"
+    person = rng.randrange(36_000)
+    session = f"d{day}-v{person}-t{rng.randrange(2)}"  # the tracker's, kept past midnight
+
+    def visitor(ts: float) -> str:  # rotates at each UTC midnight, as with the real salt
+        return f"d{day + int(ts // DAY) - int(start // DAY)}-v{person}"
+
     attributes = {
         "referrer_source": zipf_choice(rng, SOURCES),
         "country": zipf_choice(rng, COUNTRIES),
@@ -139,15 +143,16 @@ def visit_events(rng: random.Random, start: float, number: int, day: int) -> lis
     for n in range(pages):
         events.append(
             Event(event_id=f"{number}-{n}", ts=ts, site_id=1, name="pageview",
-                  path=zipf_choice(rng, PATHS), visitor_id=visitor, session_id=session,
+                  path=zipf_choice(rng, PATHS), visitor_id=visitor(ts), session_id=session,
                   **(attributes if n == 0 else {"browser": attributes["browser"],
                                                 "country": attributes["country"]}))
         )  # fmt: skip
         if rng.random() < 0.06:
             events.append(
                 Event(event_id=f"{number}-{n}c", ts=ts + 1, site_id=1,
-                      name=zipf_choice(rng, EVENTS), path=events[-1].path, visitor_id=visitor,
-                      session_id=session, props={"plan": rng.choice(["free", "pro", "team"])})
+                      name=zipf_choice(rng, EVENTS), path=events[-1].path,
+                      visitor_id=visitor(ts + 1), session_id=session,
+                      props={"plan": rng.choice(["free", "pro", "team"])})
             )  # fmt: skip
         ts += min(rng.expovariate(1 / 70), 1500)
     return events
