@@ -22,7 +22,7 @@ from plugins.store_sqlite.db import Database, migrate
 MIGRATIONS = Path(__file__).parent / "migrations" / "analytics"
 TABLES = (
     "events", "visits", "rollup_minute", "rollup_hour", "custom_events_hour", "day_totals",
-    "day_values", "dirty_days", "visitor_days", "shared_days",
+    "day_values", "day_slots", "dirty_days", "visitor_days", "shared_days",
 )  # fmt: skip
 
 _EVENT_COLUMNS = (

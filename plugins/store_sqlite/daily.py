@@ -9,6 +9,8 @@ A flush marks the days it changes dirty; a later flush that no longer touches a 
 than its newest event recounts it, so a day is counted about once, and queries answer dirty
 days (today, always) from the raw tables.
 
+`day_slots` splits a day's events and visitors into quarter hours (a visitor by the slots of
+its first and last event that day) for time series buckets cut at local midnights.
 `visitor_days` keeps each visitor id's UTC days and `shared_days` the pairs of days sharing an
 id: where ids do not rotate (imports, tests) queries spanning such days take the exact path.
 """
@@ -35,6 +37,22 @@ _VALUES = [
                f" FROM visits WHERE {_VISITS} GROUP BY {column}")
       for column in VISIT_COLUMNS),
 ]  # fmt: skip
+SLOT = 900  # time zone offsets are whole quarter hours
+# The day's events, pageviews, and visitors by the slot of their first and last event.
+_SLOTS = f"""
+WITH people AS (
+    SELECT min(ts) AS first, max(ts) AS last FROM events WHERE {_EVENTS} GROUP BY visitor_id
+),
+marks AS (
+    SELECT ts AS at, 1 AS events, name = 'pageview' AS pageviews, 0 AS arriving, 0 AS leaving
+    FROM events WHERE {_EVENTS}
+    UNION ALL SELECT first, 0, 0, 1, 0 FROM people
+    UNION ALL SELECT last, 0, 0, 0, 1 FROM people
+)
+INSERT INTO day_slots
+SELECT :site, :day, CAST((at - :day) / {SLOT} AS INTEGER), sum(events), sum(pageviews),
+       sum(arriving), sum(leaving)
+FROM marks GROUP BY 3"""
 # Pairs of days sharing an id, once this flush's visitor days are in `visitor_days`.
 _SHARED = """
 INSERT OR IGNORE INTO shared_days
@@ -91,9 +109,11 @@ def recount(conn: sqlite3.Connection, site: int, day: int) -> None:
         f" coalesce(sum(last_ts - first_ts), 0.0) FROM visits WHERE {_VISITS}",
         params,
     ).fetchone()
+    conn.execute("DELETE FROM day_slots WHERE site_id = :site AND day = :day", params)
+    conn.execute(_SLOTS, params)
     events = conn.execute(
-        "SELECT count(*), coalesce(sum(name = 'pageview'), 0), count(DISTINCT visitor_id)"
-        f" FROM events WHERE {_EVENTS}",
+        "SELECT coalesce(sum(events), 0), coalesce(sum(pageviews), 0), coalesce(sum(arriving), 0)"
+        " FROM day_slots WHERE site_id = :site AND day = :day",
         params,
     ).fetchone()
     conn.execute(

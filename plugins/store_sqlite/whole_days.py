@@ -10,6 +10,7 @@ holding its first event in the range, with everything it does in the range, so t
 - `b` moves back before the start of any stored visit running past `end` (the exact path
   rebuilds such a visit from its events before `end`).
 Dirty days join the exact part: [a, b) shrinks to the longer clean run after or before them.
+Time series go bucket by bucket (see `timeseries`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from appliance.core.aggregation import DAY
 from appliance.core.stores import BreakdownRow, Kpis, PageRow, SeriesPoint
 from plugins.store_sqlite import queries
-from plugins.store_sqlite.daily import day_of
+from plugins.store_sqlite.daily import SLOT, day_of
 from plugins.store_sqlite.visits import VISIT_GAP_S
 
 # The range's events outside the rolled-up days [skip_from, skip_to).
@@ -52,12 +53,7 @@ def split(conn: sqlite3.Connection, site: int, start: int, end: int) -> Split | 
     a, b = -(-start // DAY) * DAY, end // DAY * DAY
     if b - a < DAY:
         return None
-    first, last = day_of(start), day_of(end - 1)
-    if conn.execute(
-        "SELECT 1 FROM shared_days WHERE site_id = ? AND day BETWEEN ? AND ?"
-        " AND other_day BETWEEN ? AND ? LIMIT 1",
-        (site, first, last, first, last),
-    ).fetchone():
+    if _shared(conn, site, day_of(start), day_of(end - 1)):
         return None
     params = queries.params_for(site, start, end, a=a)
     if conn.execute(_ENTERING, params).fetchone():
@@ -100,35 +96,71 @@ def kpis(conn: sqlite3.Connection, site: int, start: int, end: int) -> Kpis | No
 def timeseries(
     conn: sqlite3.Connection, site: int, buckets: list[int], end: int
 ) -> list[SeriesPoint] | None:
-    """Buckets that are one clean UTC day come from its rollup, exact whatever the ids (a
-    day's own distinct visitors); runs of other buckets from the exact path."""
+    """Buckets of clean UTC days come from their quarter-hour slots: a day's tail (visitors
+    whose last event of the day is in it), whole days, the next day's head (first event in
+    it), so local days off UTC add up too. Runs of other buckets take the exact path."""
     bounds = list(zip(buckets, [*buckets[1:], end], strict=True))
-    if not any(lo % DAY == 0 and hi - lo == DAY for lo, hi in bounds):
-        return None
-    params = {"site": site, "skip_from": buckets[0], "skip_to": end}
-    dirty = {row[0] for row in conn.execute(f"SELECT day FROM dirty_days WHERE {_DAYS}", params)}
-    rolled = {
-        day: (count, pageviews, visitors)
-        for day, count, pageviews, visitors in conn.execute(
-            f"SELECT day, day_events, day_pageviews, day_visitors FROM day_totals WHERE {_DAYS}",
-            params,
-        )
+    first, last = day_of(buckets[0]), day_of(end - 1)
+    params = {"site": site, "skip_from": first, "skip_to": last + DAY}
+    slots: dict[int, list[tuple[int, int, int, int]]] = {}
+    for day, slot, *counts in conn.execute(
+        f"SELECT day, slot, events, pageviews, arriving, leaving FROM day_slots WHERE {_DAYS}",
+        params,
+    ):
+        slots.setdefault(day, [(0, 0, 0, 0)] * (DAY // SLOT))[slot] = tuple(counts)
+    clean = set(range(first, last + DAY, DAY)) - {
+        row[0] for row in conn.execute(f"SELECT day FROM dirty_days WHERE {_DAYS}", params)
     }
+    rotating = not _shared(conn, site, first, last)
+
+    def from_slots(lo: int, hi: int) -> tuple[int, int, int] | None:
+        """The bucket's (events, pageviews, visitors); None if the slots cannot tell."""
+        tail_day, head_day = day_of(lo), day_of(hi)
+        parts = [(tail_day, (lo - tail_day) // SLOT, DAY // SLOT, 3)]  # 3: leaving
+        parts += [(day, 0, DAY // SLOT, 2) for day in range(tail_day + DAY, head_day, DAY)]
+        if hi > head_day:
+            parts.append((head_day, 0, (hi - head_day) // SLOT, 2))  # 2: arriving
+        if lo % SLOT or hi % SLOT or tail_day == head_day or (len(parts) > 1 and not rotating):
+            return None
+        if any(day not in clean for day, *_ in parts):
+            return None
+        events = pageviews = visitors = 0
+        for day, low, high, people in parts:
+            for counts in slots.get(day, ())[low:high]:
+                events, pageviews = events + counts[0], pageviews + counts[1]
+                visitors += counts[people]
+        return events, pageviews, visitors
+
     points: list[SeriesPoint] = []
     run: list[int] = []
+    rolled = False
     for lo, hi in bounds:
-        if lo % DAY or hi - lo != DAY or lo in dirty:
+        counts = from_slots(lo, hi)
+        if counts is None:
             run.append(lo)
             continue
+        rolled = True
         if run:
             points += queries.timeseries(conn, site, run, lo, ())
             run = []
-        count, pageviews, visitors = rolled.get(lo, (0, 0, 0))
-        if count:
+        events, pageviews, visitors = counts
+        if events:  # as the exact path, which groups the bucket's events
             points.append(SeriesPoint(t=lo, pageviews=pageviews, visitors=visitors))
+    if not rolled:
+        return None
     if run:
         points += queries.timeseries(conn, site, run, end, ())
     return points
+
+
+def _shared(conn: sqlite3.Connection, site: int, first: int, last: int) -> bool:
+    """Whether a visitor id appears on two UTC days from `first` to `last`."""
+    found = conn.execute(
+        "SELECT 1 FROM shared_days WHERE site_id = ? AND day BETWEEN ? AND ?"
+        " AND other_day BETWEEN ? AND ? LIMIT 1",
+        (site, first, last, first, last),
+    ).fetchone()
+    return found is not None
 
 
 def _values(conn: sqlite3.Connection, cut: Split, prop: str, edge_sql: str) -> dict[str, list[int]]:
