@@ -108,7 +108,7 @@ def fast_ranges(store: SqliteAnalyticsStore) -> int:
     for start, end, days in ranges():
         assert_unfiltered_same(store, start, end, days)
         with store.reader.locked() as conn:
-            fast += whole_days.split(conn, SITE, start, end) is not None
+            fast += whole_days.split(conn, SITE, start, end, by_visit=True) is not None
     return fast
 
 
@@ -170,7 +170,7 @@ def test_a_dirty_day_is_answered_exactly(store: SqliteAnalyticsStore) -> None:
         assert conn.execute("SELECT count(*) FROM dirty_days").fetchone()[0] >= 1
     start, end = T0 - 3 * DAY, T0 + 3 * DAY
     with store.reader.locked() as conn:
-        cut = whole_days.split(conn, SITE, start, end)
+        cut = whole_days.split(conn, SITE, start, end, by_visit=True)
     assert cut is not None and not cut.params["skip_from"] <= T0 - DAY < cut.params["skip_to"]
     assert_unfiltered_same(store, start, end, list(range(start, end, DAY)))
     assert store.top_pages(SITE, start, end, 10)[-1].path == "/late"

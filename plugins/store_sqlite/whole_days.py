@@ -4,7 +4,8 @@ exact path (queries.py) over the rest of the range, added up. None: take the exa
 Visitor ids rotate every UTC day, so the range's visitors are the sum of its days' visitors
 when no id appears on two of its days (checked in `shared_days`). A visit counts in the part
 holding its first event in the range, with everything it does in the range, so the split
-[start, a) + [a, b) + [b, end) must not cut a visit the rollups count whole:
+[start, a) + [a, b) + [b, end) must not cut a visit the rollups count whole (stats of
+events need no more than whole days):
 - `a` is a day later if a visit crossing `start` has its first event in the range on or
   after `a` (the exact path rebuilds it from its events in the range);
 - `b` moves back before the start of any stored visit running past `end` (the exact path
@@ -40,6 +41,11 @@ WHERE x.site_id = :site AND x.ts >= :start - {VISIT_GAP_S} AND x.ts < :start AND
   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.site_id = v.site_id
                   AND e.session_id = v.session_id AND e.ts >= :start AND e.ts < :a)
 LIMIT 1"""
+# The earliest start in the range of a stored visit running past `end`.
+_RUNNING = f"""
+SELECT min(v.first_ts) FROM events x JOIN visits v ON v.visit_id = x.visit_id
+WHERE x.site_id = :site AND x.ts >= :end - {VISIT_GAP_S} AND x.ts < :end
+  AND v.last_ts >= :end AND v.first_ts >= :start"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,23 +55,22 @@ class Split:
     params: dict[str, Any]
 
 
-def split(conn: sqlite3.Connection, site: int, start: int, end: int) -> Split | None:
+def split(
+    conn: sqlite3.Connection, site: int, start: int, end: int, by_visit: bool
+) -> Split | None:
+    """`by_visit`: the stats count visits (else events, which add up by their own days)."""
     a, b = -(-start // DAY) * DAY, end // DAY * DAY
     if b - a < DAY:
         return None
     if _shared(conn, site, day_of(start), day_of(end - 1)):
         return None
     params = queries.params_for(site, start, end, a=a)
-    if conn.execute(_ENTERING, params).fetchone():
+    if by_visit and conn.execute(_ENTERING, params).fetchone():
         a += DAY
-    [running] = conn.execute(
-        "SELECT min(v.first_ts) FROM events x JOIN visits v ON v.visit_id = x.visit_id"
-        f" WHERE x.site_id = :site AND x.ts >= :end - {VISIT_GAP_S} AND x.ts < :end"
-        " AND v.last_ts >= :end AND v.first_ts >= :start",
-        params,
-    ).fetchone()
-    if running is not None and a <= running < b:
-        b = day_of(running)
+    if by_visit:
+        [running] = conn.execute(_RUNNING, params).fetchone()
+        if running is not None and a <= running < b:
+            b = day_of(running)
     dirty = {
         day
         for (day,) in conn.execute(
@@ -80,7 +85,7 @@ def split(conn: sqlite3.Connection, site: int, start: int, end: int) -> Split | 
 
 
 def kpis(conn: sqlite3.Connection, site: int, start: int, end: int) -> Kpis | None:
-    cut = split(conn, site, start, end)
+    cut = split(conn, site, start, end, by_visit=True)
     if cut is None:
         return None
     edges = queries.visit_sums(conn, cut.params, ())
@@ -192,7 +197,7 @@ def _event_values(conn: sqlite3.Connection, cut: Split, prop: str) -> dict[str, 
 def top_pages(
     conn: sqlite3.Connection, site: int, start: int, end: int, limit: int
 ) -> list[PageRow] | None:
-    cut = split(conn, site, start, end)
+    cut = split(conn, site, start, end, by_visit=False)
     if cut is None:
         return None
     pages = _event_values(conn, cut, "page")
@@ -206,7 +211,7 @@ def breakdown(
 ) -> list[BreakdownRow] | None:
     if prop not in ("page", "event", *queries.VISIT_COLUMNS):
         raise ValueError(f"not a visit property: {prop!r}")
-    cut = split(conn, site, start, end)
+    cut = split(conn, site, start, end, by_visit=prop not in ("page", "event"))
     if cut is None:
         return None
     if prop in ("page", "event"):
