@@ -184,3 +184,18 @@ def test_nul_characters_are_refused_at_ingest(admin: Browser, body: object, fiel
     assert admin.client.post("/api/events", json=event("/after")).status_code == 202
     wait_for(lambda: kpis(admin, "page==/after")["pageviews"] == 1, timeout_s=5)
     assert stored_events(admin) == len(STORED_PATHS) + 1
+
+
+def test_a_percent_encoded_nul_in_campaign_tags_is_dropped(admin: Browser) -> None:
+    """The UTM enricher decodes the URL's query: %00 must not reach a store as NUL."""
+    url = "https://example.com/landing?utm_source=news%00letter&utm_campaign=%00"
+    answer = admin.client.post("/api/events", json=event("/landing", url=url))
+    assert answer.status_code == 202
+    wait_for(lambda: kpis(admin, "page==/landing")["pageviews"] == 1, timeout_s=5)
+    sources = admin.client.get(
+        "/api/analytics/breakdown?domain=example.com&period=today&property=utm_source"
+    ).json()["results"]
+    assert [row["value"] for row in sources] == ["newsletter"]
+    later = event("/after", sessionId="later")  # the pipeline still flows
+    assert admin.client.post("/api/events", json=later).status_code == 202
+    wait_for(lambda: kpis(admin, "page==/after")["pageviews"] == 1, timeout_s=5)

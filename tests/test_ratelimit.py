@@ -224,3 +224,29 @@ def test_a_redis_outage_goes_local_and_sharing_resumes_when_it_is_back(
     messages = [record.getMessage() for record in caplog.records]
     assert any("rate limits are per instance until it answers" in m for m in messages)
     assert any("rate limits are shared again" in m for m in messages)
+
+
+def test_concurrent_leases_of_one_key_add_up(tmp_path: Path) -> None:
+    """Requests that miss the lease together each lease a slice: none of it may be lost."""
+    url, prefix = require_shared_redis(), unique_prefix()
+    settings = RedisSettings.from_settings(redis_appliance(tmp_path / "data", url, prefix).settings)
+    limiter = RedisRateLimiter(settings, "site", rate=1000, burst=100_000)  # slices of 50
+    asked = 0
+    lease = limiter._lease
+
+    async def counted_lease(key: str, want: int, need: int) -> tuple[int, float]:
+        nonlocal asked
+        asked += 1
+        return await lease(key, want, need)
+
+    limiter._lease = counted_lease  # type: ignore[method-assign]
+
+    async def spend() -> list[float]:
+        waits = list(await asyncio.gather(*(limiter.acquire("9", 1) for _ in range(10))))
+        assert asked == 10  # all ten missed at once: ten slices, 500 tokens
+        waits += [await limiter.acquire("9", 1) for _ in range(490)]
+        await limiter.close()
+        return waits
+
+    assert asyncio.run(spend()) == [0.0] * 500
+    assert asked == 10  # the 490 left over served the rest from memory

@@ -48,9 +48,9 @@ class IngestPipeline:
         enrichers: Sequence[Enricher],
         transport: Transport,
         max_batch_events: int,
+        address_pseudonym: Callable[[str], str],
         per_ip: RateLimiter | None = None,
         per_site: RateLimiter | None = None,
-        address_pseudonym: Callable[[str], str] = str,
     ) -> None:
         self.sites = sites
         self.per_ip = per_ip

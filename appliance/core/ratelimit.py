@@ -44,10 +44,6 @@ class TokenBuckets:
         self.clock = clock
         self._buckets: OrderedDict[object, tuple[float, float]] = OrderedDict()
 
-    @property
-    def enabled(self) -> bool:
-        return self.rate > 0
-
     def take(self, key: object, cost: int = 1) -> float:
         """Spend `cost` tokens; return 0 when allowed, else seconds until it would be."""
         now = self.clock()

@@ -23,7 +23,8 @@ def campaign_tags(url: str) -> dict[str, str]:
     for key, value in parse_qsl(query):
         key = key.lower()
         if value and key not in params:
-            params[key] = value.strip()[:MAX_LENGTH]
+            # %00 decodes to NUL, which no store can keep (Postgres refuses it in text)
+            params[key] = value.replace("\x00", "").strip()[:MAX_LENGTH]
     tags = {field: params[field] for field in FIELDS if params.get(field)}
     if "utm_source" not in tags:
         alias = next((params[a] for a in SOURCE_ALIASES if params.get(a)), None)

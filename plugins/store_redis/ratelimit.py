@@ -73,9 +73,12 @@ class RedisRateLimiter:
             self._failed, self._local_until = False, 0.0
         if granted < cost:
             return wait
+        now = time.monotonic()
         if len(self._leases) >= MAX_LEASES:
             self._forget_expired(now)
-        self._leases[key] = (granted - cost, now + LEASE_S)
+        # Other requests of this key may have leased meanwhile: add to what they left.
+        left, expires = self._leases.get(key, (0, 0.0))
+        self._leases[key] = ((left if now < expires else 0) + granted - cost, now + LEASE_S)
         return 0.0
 
     async def _lease(self, key: str, want: int, need: int) -> tuple[int, float]:
@@ -93,11 +96,16 @@ class RedisRateLimiter:
         return int(granted), float(wait)
 
     def _forget_expired(self, now: float) -> None:
+        """Bound memory: drop expired leases, or every lease when that is not enough (their
+        tokens are lost to Redis's buckets: only ever stricter, never more lenient)."""
         self._leases = {k: lease for k, lease in self._leases.items() if lease[1] > now}
         if len(self._leases) >= MAX_LEASES:
             self._leases.clear()
 
     async def close(self) -> None:
+        """From now on this process's own buckets decide (a request still in flight at the
+        stop must not open a new client that nobody closes)."""
+        self._local_until = math.inf
         if self._client is not None:
             await self._client.aclose()
             self._client = None

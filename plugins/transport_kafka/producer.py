@@ -11,6 +11,7 @@ A full queue refuses the request whole at once (TransportFull).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -166,11 +167,15 @@ class EventProducer:
         if not self._settled:
             return
         by_loop: dict[asyncio.AbstractEventLoop, list[Acknowledgements]] = {}
-        while self._settled:
-            acks = self._settled.popleft()
+        while True:  # the report thread and a flushing thread may both be here
+            try:
+                acks = self._settled.popleft()
+            except IndexError:
+                break
             by_loop.setdefault(acks.loop, []).append(acks)
         for loop, completed in by_loop.items():
-            loop.call_soon_threadsafe(_settle_all, completed)
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle_all, completed)
 
     def close(self) -> None:
         """Refuse further events (the web server stopped taking requests)."""
