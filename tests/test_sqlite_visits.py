@@ -210,3 +210,14 @@ def test_migration_backfills_visits_of_an_old_database(tmp_path: Path) -> None:
     write(store, [random_events(100, 5, "new")])  # flushes extend backfilled visits
     assert_same_as_rebuild(store, T0 - DAY, T0 + DAY)
     store.close()
+
+
+def test_events_go_in_a_few_statements_of_cached_sizes() -> None:
+    """The flush inserts 2^k rows per statement: few steps, few statement texts."""
+    from plugins.store_sqlite.analytics import _ROWS_PER_INSERT, _statement_sizes
+
+    for rows in (0, 1, 3, 511, 512, 513, 1300, 20_000):
+        sizes = _statement_sizes(rows)
+        assert sum(sizes) == rows
+        assert all(size & (size - 1) == 0 and size <= _ROWS_PER_INSERT for size in sizes)
+        assert len(sizes) <= rows // _ROWS_PER_INSERT + 9

@@ -10,6 +10,8 @@ that survives if raw events are ever pruned.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import sqlite3
 from pathlib import Path
@@ -31,10 +33,32 @@ _EVENT_COLUMNS = (
     "utm_campaign", "utm_term", "utm_content", "browser", "os", "device", "country", "region",
     "screen_width", "screen_height",
 )  # fmt: skip
-_INSERT_EVENT = (
-    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}, props, visit_id)"
-    f" VALUES ({', '.join('?' * (len(_EVENT_COLUMNS) + 2))})"
-)
+# Many events per statement: the writer thread gives up the GIL at every sqlite3_step and
+# must wait to get it back, and under load the serving loop makes that wait long - one step
+# per event made the writer fall 20x behind ingest. Statements take 2^k rows (k <= 9), so a
+# handful of statement texts are prepared and cached. SQLite before 3.32 allows only 999
+# variables (26 per row).
+_COLUMNS_PER_ROW = len(_EVENT_COLUMNS) + 2
+_ROWS_PER_INSERT = 512 if sqlite3.sqlite_version_info >= (3, 32) else 32
+
+
+@functools.cache
+def _insert_events(rows: int) -> str:
+    row = f"({', '.join('?' * _COLUMNS_PER_ROW)})"
+    columns = f"{', '.join(_EVENT_COLUMNS)}, props, visit_id"
+    return f"INSERT INTO events ({columns}) VALUES {', '.join([row] * rows)}"
+
+
+def _statement_sizes(rows: int) -> list[int]:
+    """Full statements, then the rest as powers of two: 1,300 -> 512, 512, 256, 16, 4."""
+    sizes = [_ROWS_PER_INSERT] * (rows // _ROWS_PER_INSERT)
+    rest, size = rows % _ROWS_PER_INSERT, _ROWS_PER_INSERT
+    while rest:
+        size //= 2
+        if rest >= size:
+            sizes.append(size)
+            rest -= size
+    return sizes
 
 
 def _upsert_rollup(table: str) -> str:
@@ -97,13 +121,15 @@ class SqliteAnalyticsStore:
             if batch is None:
                 return False
             assigned = visits.assign(conn, batch.events)
-            conn.executemany(
-                _INSERT_EVENT,
-                [
-                    (*(getattr(e, column) for column in _EVENT_COLUMNS), json.dumps(e.props), v)
-                    for e, v in zip(batch.events, assigned.visit_ids, strict=True)
-                ],
-            )
+            values = [
+                (*(getattr(e, column) for column in _EVENT_COLUMNS), json.dumps(e.props), v)
+                for e, v in zip(batch.events, assigned.visit_ids, strict=True)
+            ]
+            start = 0
+            for size in _statement_sizes(len(values)):
+                chunk = itertools.chain.from_iterable(values[start : start + size])
+                conn.execute(_insert_events(size), list(chunk))
+                start += size
             touched = daily.mark(conn, batch.events, assigned.starts)
             # A day recounts once flushes have moved past it: today stays dirty.
             daily.settle(conn, max((day for _, day in touched), default=0), touched)
