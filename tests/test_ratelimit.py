@@ -125,7 +125,7 @@ def post_from(client: TestClient, ip: str, count: int = 1) -> int:
 
 def test_instances_sharing_redis_share_the_buckets(tmp_path: Path) -> None:
     url, prefix = require_shared_redis(), unique_prefix()
-    limits = {"rate_limit_per_site": 1, "burst_per_site": 8}
+    limits = {"rate_limit_per_site": 0.01, "burst_per_site": 8}
     one = redis_appliance(tmp_path / "one", url, prefix, **limits)
     two = redis_appliance(tmp_path / "two", url, prefix, **limits)
     with make_client(create_app(one)) as first, make_client(create_app(two)) as second:
@@ -144,7 +144,9 @@ def test_instances_sharing_redis_share_the_buckets(tmp_path: Path) -> None:
 
 def test_addresses_reach_redis_only_as_pseudonyms(tmp_path: Path) -> None:
     url, prefix = require_shared_redis(), unique_prefix()
-    appliance = redis_appliance(tmp_path / "data", url, prefix, rate_limit_per_ip=1, burst_per_ip=3)
+    appliance = redis_appliance(
+        tmp_path / "data", url, prefix, rate_limit_per_ip=0.01, burst_per_ip=3
+    )
     ip = "203.0.113.201"
     with make_client(create_app(appliance)) as client:
         browser = Browser(client)
@@ -182,7 +184,7 @@ def test_a_lease_serves_many_requests_from_memory(tmp_path: Path) -> None:
 def test_without_redis_the_limit_holds_per_instance(tmp_path: Path) -> None:
     appliance = redis_appliance(
         tmp_path / "data", f"redis://127.0.0.1:{free_port()}/0", unique_prefix(),
-        rate_limit_per_site=1, burst_per_site=4,
+        rate_limit_per_site=0.01, burst_per_site=4,
     )  # fmt: skip
     with make_client(create_app(appliance)) as client:
         browser = Browser(client)

@@ -60,6 +60,8 @@ def test_unknown_environment_names_the_variable(monkeypatch: pytest.MonkeyPatch)
             "PROCESSOR.FLUSH_INTERVAL_MS: must be a whole number",
         ),
         ({"log_level": "loud"}, "LOG_LEVEL: must be one of"),
+        ({"ingest": {"rate_limit_per_ip": "fast"}}, "INGEST.RATE_LIMIT_PER_IP: must be a number"),
+        ({"ingest": {"rate_limit_per_site": -1}}, "INGEST.RATE_LIMIT_PER_SITE: must be between"),
         ({"host": ""}, "HOST: missing"),
         ({"transport": "carrier-pigeon"}, "TRANSPORT: no enabled plugin provides 'carrier-pigeon'"),
         ({"stores": ["clickhouse"]}, "STORES: no enabled plugin provides clickhouse"),
@@ -124,3 +126,9 @@ def test_production_refuses_a_missing_or_placeholder_secret(
     good = "k3P9xQ2vZ7mB4nR8tW1yL6cF0hJ5sD2gA9eU3iO7"
     settings.set("secret_key", good)
     assert secret_key(settings) == good
+
+
+def test_rates_may_be_fractions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One event every two seconds per address is a rate an operator may want."""
+    monkeypatch.setenv("APPLIANCE_INGEST__RATE_LIMIT_PER_IP", "0.5")
+    assert create(tmp_path).ingest.per_ip.rate == 0.5

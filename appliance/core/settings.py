@@ -78,6 +78,19 @@ def _env_name(key: str) -> str:
     return key.upper().replace(".", "__")
 
 
+def is_number(low: float, high: float) -> Check:
+    """A whole or decimal number in [low, high] (rates: 0.5 events/s is a rate)."""
+
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "must be a number"
+        if not low <= value <= high:
+            return f"must be between {low} and {high}"
+        return None
+
+    return check
+
+
 def is_int(low: int, high: int) -> Check:
     def check(value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -125,9 +138,9 @@ def core_problems(settings: Dynaconf) -> list[str]:
         require(settings, "ingest.max_body_bytes", is_int(256, 1024 * 1024)),
         require(settings, "ingest.max_batch_events", is_int(1, 1000)),
         require(settings, "ingest.queue_size", is_int(1, 10_000_000)),
-        require(settings, "ingest.rate_limit_per_ip", is_int(0, 1_000_000)),
+        require(settings, "ingest.rate_limit_per_ip", is_number(0, 1_000_000)),
         require(settings, "ingest.burst_per_ip", is_int(1, 10_000_000)),
-        require(settings, "ingest.rate_limit_per_site", is_int(0, 10_000_000)),
+        require(settings, "ingest.rate_limit_per_site", is_number(0, 10_000_000)),
         require(settings, "ingest.burst_per_site", is_int(1, 100_000_000)),
         require(settings, "processor.embedded", is_bool),
         require(settings, "processor.flush_interval_ms", is_int(10, 60_000)),
