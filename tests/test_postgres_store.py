@@ -237,6 +237,50 @@ def test_writers_taking_turns_failing_or_seeing_a_site_deleted_keep_the_same_vis
         opened.close()
 
 
+def test_sites_left_quiet_are_forgotten_and_read_again_when_they_return(dsn: str) -> None:
+    """A processor forgets the open visits of a site it has not written for an hour; the
+    site's next flush reads them again, so visits continue exactly as if remembered."""
+    events = known_load(1200)
+    per_site = {site: [e for e in events if e.site_id == site] for site in (SITE, OTHER_SITE)}
+
+    def write_taking_turns(store: PostgresAnalyticsStore) -> list[bool]:
+        remembered = []
+        for first in range(0, max(len(v) for v in per_site.values()), 100):
+            for partition, (site, site_events) in enumerate(per_site.items()):
+                chunk = site_events[first : first + 100]
+                if not chunk:
+                    continue
+                offsets = [Offset("t", str(partition), first + i) for i in range(len(chunk))]
+                position = Position("t", str(partition), first, first + len(chunk) - 1)
+                assert store.write_batch(aggregate(chunk, [position], offsets)) is True
+                clock.now += 7200  # two hours between flushes: the other site goes quiet
+                remembered.append(store.open_visits.remembers(OTHER_SITE if site == SITE else SITE))
+        return remembered
+
+    clock = FakeClock()
+    with fresh_database() as remembering_dsn:
+        remembering = PostgresAnalyticsStore(database(remembering_dsn))
+        remembering.open()
+        remembering.open_visits = OpenVisits(clock=lambda: 0.0)  # never idle
+        assert all(write_taking_turns(remembering)[1:])  # once both sites were written
+        expected = visits_rows(remembering_dsn)
+        remembering.close()
+    store = PostgresAnalyticsStore(database(dsn))
+    store.open()
+    store.open_visits = OpenVisits(clock=clock)
+    assert not any(write_taking_turns(store))  # each flush forgot the other site
+    assert visits_rows(dsn) == expected
+    store.close()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 # --- the same numbers as the embedded store ---------------------------------------------
 
 

@@ -9,13 +9,16 @@ visits gives it a new random token in `visit_tokens`, in the same transaction. A
 locks the tokens of its sites and reads the open visits again of each site whose token is
 not the one this process wrote last. The memory is changed only after the commit, so a
 failed flush leaves it as it was; a commit whose answer was lost leaves a token that no
-longer matches, so the next flush reads again.
+longer matches, so the next flush reads again. A site this process has not written for an
+hour is forgotten (a quiet site, or a partition a rebalance moved away): if it comes back,
+its open visits are read again, as for any stale token.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import psycopg
@@ -24,6 +27,8 @@ from plugins.store_postgres.visits import OpenVisit, SessionKey
 
 # (site_id, session_id, visit_id) of a visit the flush closed
 Closed = tuple[int, str, int]
+FORGET_AFTER_S = 3600.0  # sites not written this long leave the memory
+PRUNE_EVERY_S = 60.0
 
 
 @dataclass(slots=True)
@@ -37,9 +42,15 @@ class VisitsWritten:
 
 
 class OpenVisits:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._tokens: dict[int, int] = {}
         self._sessions: dict[int, dict[str, OpenVisit]] = {}  # site -> session -> visit
+        self._written_at: dict[int, float] = {}  # site -> when a flush last claimed it
+        self._clock = clock
+        self._pruned_at = clock()
+
+    def remembers(self, site: int) -> bool:
+        return site in self._sessions
 
     def claim(
         self, conn: psycopg.Connection, sites: list[int]
@@ -57,6 +68,9 @@ class OpenVisits:
             (sites,),
         ).fetchall()
         tokens = dict(rows)
+        now = self._clock()
+        for site in sites:
+            self._written_at[site] = now
         stale = [site for site in sites if self._tokens.get(site) != tokens.get(site)]
         if stale:
             # Read under the lock, so this is the sites' state at their current token
@@ -83,6 +97,17 @@ class OpenVisits:
                 del sessions[session]
         for site in written.sites:
             self._tokens[site] = written.token
+        now = self._clock()
+        if now - self._pruned_at > PRUNE_EVERY_S:
+            self._forget_idle(now)
+
+    def _forget_idle(self, now: float) -> None:
+        self._pruned_at = now
+        idle = [site for site, at in self._written_at.items() if now - at > FORGET_AFTER_S]
+        for site in idle:
+            del self._written_at[site]
+            self._sessions.pop(site, None)
+            self._tokens.pop(site, None)
 
 
 def _read(conn: psycopg.Connection, sites: list[int]) -> dict[int, dict[str, OpenVisit]]:
