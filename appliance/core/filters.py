@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VISIT_PROPERTIES = (
-    "entry_page", "exit_page", "source", "referrer", "utm_source", "utm_medium",
-    "utm_campaign", "utm_term", "utm_content", "country", "browser", "os", "device", "screen",
-)  # fmt: skip
+from appliance.core.visits import ATTRIBUTES
+
+VISIT_PROPERTIES = ("entry_page", "exit_page", *ATTRIBUTES)
 EVENT_PROPERTIES = ("page", "event")
 PROPERTIES = EVENT_PROPERTIES + VISIT_PROPERTIES
 OPERATORS = ("==", "!=")

@@ -39,10 +39,10 @@ from appliance.core.aggregation import MINUTE, bucket_start
 from appliance.core.filters import Filter
 from appliance.core.periods import TimeRange
 from appliance.core.stores import BreakdownRow, Coverage, Kpis, PageRow, SeriesPoint, Store, call
+from appliance.core.visits import VISIT_GAP_S
 
 log = logging.getLogger(__name__)
 
-VISIT_GAP_S = 1800  # a gap this long ends a visit (README, "Visits")
 LOG_EVERY_S = 60  # a real-time store that stays away is logged once a minute, not per query
 HEALTH_CACHE_S = 0.5  # each request asks twice (status and split); the stores at most this often
 AWAY_CACHE_S = 2.0  # a real-time store that failed is asked again after this (it may hang)

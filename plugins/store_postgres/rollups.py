@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from appliance.core.visits import ATTRIBUTES
 from plugins.store_postgres.sketches import ADD_VISITOR, Sketches
-from plugins.store_postgres.visits import ATTRIBUTES
 
 VISIT_PROPERTIES = ("entry_page", "exit_page", *ATTRIBUTES)
 # A visit counts once per property, plus once in the row of all visits ('*').

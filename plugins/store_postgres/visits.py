@@ -9,45 +9,18 @@ is one `VisitChange`, merged into the stored row by the writer's upsert.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from appliance.core.event import Event
-
-VISIT_GAP_S = 1800
+from appliance.core.visits import ATTRIBUTES, VISIT_GAP_S, screen_class, visit_id_for
 
 # (site_id, session_id)
 SessionKey = tuple[int, str]
 
-ATTRIBUTES = (
-    "source", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
-    "utm_content", "country", "browser", "os", "device", "screen",
-)  # fmt: skip
-
-
 # The latest not-yet-closed visit of a session, as stored: (visit_id, first_ts, last_ts).
 # A plain tuple: a processor keeps one per open session in memory (open_visits.py).
 OpenVisit = tuple[int, float, float]
-
-
-def screen_class(width: int) -> str:
-    """The same classes as the embedded store's query (empty: unknown)."""
-    if width == 0:
-        return ""
-    if width < 576:
-        return "Mobile"
-    if width < 992:
-        return "Tablet"
-    if width < 1440:
-        return "Laptop"
-    return "Desktop"
-
-
-def visit_id_for(event: Event) -> int:
-    """Stable across a retried flush (no sequence round trip), 63 bits, never negative."""
-    key = f"{event.site_id}\x00{event.session_id}\x00{event.event_id}".encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
 
 
 def first_event_attributes(event: Event) -> tuple[str, ...]:
@@ -133,7 +106,8 @@ def assign(events: list[Event], open_visits: Mapping[int, Mapping[str, OpenVisit
         if visit is None and (stored := open_visits[event.site_id].get(event.session_id)):
             visit = current[key] = _Current(*stored)
         if visit is None or not continues(visit, event.ts):
-            started = _Current(visit_id_for(event), event.ts, event.ts)
+            first_id = visit_id_for(event.site_id, event.session_id, event.event_id)
+            started = _Current(first_id, event.ts, event.ts)
             changes[started.visit_id] = VisitChange(
                 started.visit_id, event.site_id, event.session_id, event.visitor_id,
                 event.ts, event.ts, first_event_attributes(event),

@@ -22,10 +22,11 @@ import psycopg
 
 from appliance.core.aggregation import Batch
 from appliance.core.transport import NOTHING_APPLIED, Position
+from appliance.core.visits import ATTRIBUTES, VISIT_GAP_S
 from plugins.store_postgres import partitions, rollups
 from plugins.store_postgres.open_visits import OpenVisits, VisitsWritten
 from plugins.store_postgres.sketches import Sketches
-from plugins.store_postgres.visits import ATTRIBUTES, VISIT_GAP_S, assign
+from plugins.store_postgres.visits import assign
 
 # Events may arrive this much out of order (clocks of several ingest instances) and still
 # extend a visit that looked finished.

@@ -15,13 +15,9 @@ from typing import Any
 
 from appliance.core.filters import Filter
 from appliance.core.stores import BreakdownRow, Kpis, PageRow, SeriesPoint
-from plugins.store_sqlite.visits import ATTRIBUTES, VISIT_GAP_S
+from appliance.core.visits import ATTRIBUTES, VISIT_GAP_S, screen_class_sql
 
-SCREEN_CLASS = (
-    "CASE WHEN screen_width = 0 THEN '' WHEN screen_width < 576 THEN 'Mobile'"
-    " WHEN screen_width < 992 THEN 'Tablet' WHEN screen_width < 1440 THEN 'Laptop'"
-    " ELSE 'Desktop' END"
-)
+SCREEN_CLASS = screen_class_sql("screen_width")
 VISIT_COLUMNS = ("entry_page", "exit_page", *ATTRIBUTES)
 # Without a value these rows mean "not tagged" and are left out of breakdowns.
 OMIT_EMPTY = {"referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",

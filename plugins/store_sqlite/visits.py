@@ -13,7 +13,6 @@ first; migration 0003 used the first event's rowid instead); events carry it in 
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
@@ -21,12 +20,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from appliance.core.event import PAGEVIEW, Event
+from appliance.core.visits import ATTRIBUTES, VISIT_GAP_S, screen_class, visit_id_for
 
-VISIT_GAP_S = 1800
-ATTRIBUTES = (
-    "source", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
-    "utm_content", "country", "browser", "os", "device", "screen",
-)  # fmt: skip
 COLUMNS = (
     "visit_id", "site_id", "session_id", "visitor_id", "first_ts", "last_ts", "pageviews",
     "events", "entry_page", "exit_page", *ATTRIBUTES,
@@ -38,25 +33,6 @@ _EVENT_COLUMNS = (
     "utm_medium", "utm_campaign", "utm_term", "utm_content", "country", "browser", "os",
     "device", "screen_width",
 )  # fmt: skip
-
-
-def screen_class(width: int) -> str:
-    """Screen size classes by viewport width (empty: unknown)."""
-    if width == 0:
-        return ""
-    if width < 576:
-        return "Mobile"
-    if width < 992:
-        return "Tablet"
-    if width < 1440:
-        return "Laptop"
-    return "Desktop"
-
-
-def visit_id_for(site_id: int, session_id: str, event_id: str) -> int:
-    """63 bits, never negative, the same on a retried flush."""
-    key = f"{site_id}\x00{session_id}\x00{event_id}".encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
 
 
 @dataclass(slots=True)

@@ -22,9 +22,9 @@ from typing import Any
 
 from appliance.core.aggregation import DAY
 from appliance.core.stores import BreakdownRow, Kpis, PageRow, SeriesPoint
+from appliance.core.visits import VISIT_GAP_S
 from plugins.store_sqlite import queries
 from plugins.store_sqlite.daily import SLOT, day_of
-from plugins.store_sqlite.visits import VISIT_GAP_S
 
 # The range's events outside the rolled-up days [skip_from, skip_to).
 _EDGE_EVENTS = (
