@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+
+from tests.servers import server_env
 
 BOOTSTRAP = "127.0.0.1:9092"
 _problem: list[str | None] = []  # checked once per session: [None] or [why not]
@@ -38,3 +41,17 @@ def require_broker() -> str:
 def unique(prefix: str) -> str:
     """A topic or group name no other test (or earlier run) uses."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def kafka_env(data_dir: Path, name: str) -> dict[str, str]:
+    """`appliance serve` / `process` in the Kafka profile on a topic and consumer group of
+    their own (`name` prefixes both), flushing every 50 ms, a killed member noticed in 6 s."""
+    return server_env(data_dir) | {
+        "APPLIANCE_TRANSPORT": "kafka",
+        "APPLIANCE_PROCESSOR__EMBEDDED": "false",
+        "APPLIANCE_PROCESSOR__FLUSH_INTERVAL_MS": "50",
+        "APPLIANCE_KAFKA__BOOTSTRAP_SERVERS": require_broker(),
+        "APPLIANCE_KAFKA__TOPIC": unique(name),
+        "APPLIANCE_KAFKA__GROUP_ID": unique(f"{name}-processors"),
+        "APPLIANCE_KAFKA__SESSION_TIMEOUT_MS": "6000",
+    }

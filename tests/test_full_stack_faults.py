@@ -32,11 +32,11 @@ import redis
 from confluent_kafka import Consumer, TopicPartition
 
 from tests.conftest import BROWSER_UA, PASSWORD, Browser
-from tests.kafka_broker import require_broker, unique
+from tests.kafka_broker import kafka_env, unique
 from tests.postgres_server import fresh_database
 from tests.processes import Processes, answers, wait_until
 from tests.redis_servers import require_shared_redis, unique_prefix
-from tests.servers import cli, free_port, server_env
+from tests.servers import cli, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
 
@@ -80,23 +80,16 @@ def pg_dump() -> str:
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
-    bootstrap, redis_url = require_broker(), require_shared_redis()
+    redis_url = require_shared_redis()
     root = tmp_path_factory.mktemp("stack")
-    prefix, topic = unique_prefix(), unique("faults")
+    prefix = unique_prefix()
     with fresh_database() as dsn:
-        env = server_env(root / "data") | {
-            "APPLIANCE_TRANSPORT": "kafka",
+        env = kafka_env(root / "data", "faults") | {
             "APPLIANCE_STORES": '["postgres", "redis"]',
             "APPLIANCE_ACCOUNT_STORE": "postgres",
             "APPLIANCE_POSTGRES__DSN": dsn,
             "APPLIANCE_REDIS__URL": redis_url,
             "APPLIANCE_REDIS__KEY_PREFIX": prefix,
-            "APPLIANCE_PROCESSOR__EMBEDDED": "false",
-            "APPLIANCE_PROCESSOR__FLUSH_INTERVAL_MS": "50",
-            "APPLIANCE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-            "APPLIANCE_KAFKA__TOPIC": topic,
-            "APPLIANCE_KAFKA__GROUP_ID": unique("fault-processors"),
-            "APPLIANCE_KAFKA__SESSION_TIMEOUT_MS": "6000",
             "APPLIANCE_INGEST__TRUSTED_PROXIES": '["127.0.0.1"]',
             "APPLIANCE_INGEST__RATE_LIMIT_PER_IP": "1000",  # on: addresses reach Redis
             "APPLIANCE_INGEST__BURST_PER_IP": "1000000",  # a bucket lives ~1000 s
@@ -104,6 +97,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         }
         processes = Processes(root)
         try:
+            topic = env["APPLIANCE_KAFKA__TOPIC"]
             yield run_load(env, processes, root, dsn, redis_url, prefix, topic)
         finally:
             processes.close()

@@ -7,7 +7,6 @@ stats API must then count every event answered 202 exactly once.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -22,7 +21,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.conftest import BROWSER_UA, PASSWORD
-from tests.kafka_broker import require_broker, unique
+from tests.kafka_broker import kafka_env, require_broker
 from tests.processes import APPLIANCE, answers, wait_until
 from tests.servers import cli, free_port
 
@@ -35,19 +34,7 @@ SITES = ("shop.example", "blog.example", "docs.example")  # three keys: several 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """The Kafka profile on a topic and group of this test's own."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-    return environment | {
-        "APPLIANCE_DATA_DIR": str(tmp_path / "data"),
-        "APPLIANCE_PLUGINS__AUTOLOAD": "false",
-        "APPLIANCE_TRANSPORT": "kafka",
-        "APPLIANCE_PROCESSOR__EMBEDDED": "false",
-        "APPLIANCE_PROCESSOR__FLUSH_INTERVAL_MS": "50",
-        "APPLIANCE_PROCESSOR__MAX_BATCH_EVENTS": "500",
-        "APPLIANCE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:9092",
-        "APPLIANCE_KAFKA__TOPIC": unique("e2e"),
-        "APPLIANCE_KAFKA__GROUP_ID": unique("processors"),
-        "APPLIANCE_KAFKA__SESSION_TIMEOUT_MS": "6000",  # a killed member is noticed in 6 s
-    }
+    return kafka_env(tmp_path / "data", "e2e") | {"APPLIANCE_PROCESSOR__MAX_BATCH_EVENTS": "500"}
 
 
 @pytest.mark.security

@@ -7,7 +7,6 @@ commit, leave the group) that a restarted processor resumes after exactly, and J
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -22,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import BROWSER_UA, PASSWORD
-from tests.kafka_broker import require_broker, unique
+from tests.kafka_broker import kafka_env, unique
 from tests.processes import answers, wait_until
 from tests.servers import free_port
 
@@ -34,18 +33,7 @@ TOKEN = "kafka-metrics-token-0123456789"
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    bootstrap = require_broker()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-    return environment | {
-        "APPLIANCE_DATA_DIR": str(tmp_path / "data"),
-        "APPLIANCE_PLUGINS__AUTOLOAD": "false",
-        "APPLIANCE_TRANSPORT": "kafka",
-        "APPLIANCE_PROCESSOR__EMBEDDED": "false",
-        "APPLIANCE_PROCESSOR__FLUSH_INTERVAL_MS": "50",
-        "APPLIANCE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "APPLIANCE_KAFKA__TOPIC": unique("ship"),
-        "APPLIANCE_KAFKA__GROUP_ID": unique("ship-processors"),
-        "APPLIANCE_KAFKA__SESSION_TIMEOUT_MS": "6000",
+    return kafka_env(tmp_path / "data", "ship") | {
         "APPLIANCE_METRICS__TOKEN": TOKEN,
         "APPLIANCE_LOG_FORMAT": "json",
     }
