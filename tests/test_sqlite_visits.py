@@ -182,14 +182,19 @@ def test_redelivered_and_overlapping_batches_leave_visits_unchanged(
     assert_same_as_rebuild(store, T0 - DAY, T0 + DAY)
 
 
-def test_migration_backfills_visits_of_an_old_database(tmp_path: Path) -> None:
-    old = tmp_path / "old-migrations"
+def migrated_to(path: Path, scripts: int) -> None:
+    """A database at `path` as an older appliance left it: only the first migrations."""
+    old = path.parent / "old-migrations"
     old.mkdir()
-    for script in sorted(MIGRATIONS.glob("*.sql"))[:2]:
+    for script in sorted(MIGRATIONS.glob("*.sql"))[:scripts]:
         shutil.copy(script, old)
-    db = Database(tmp_path / "analytics.db")
+    db = Database(path)
     migrate(db, old)
     db.close()
+
+
+def test_migration_backfills_visits_of_an_old_database(tmp_path: Path) -> None:
+    migrated_to(tmp_path / "analytics.db", 2)
     events = random_events(300, 4)
     with sqlite3.connect(tmp_path / "analytics.db") as conn:  # as the old flush wrote them
         conn.executemany(

@@ -6,7 +6,6 @@ crossing midnight and range edges, late and redelivered batches; fixed ids fall 
 from __future__ import annotations
 
 import random
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -18,10 +17,9 @@ from appliance.core.filters import PROPERTIES
 from appliance.core.periods import parse_range
 from appliance.core.transport import Offset, Position
 from plugins.store_sqlite import whole_days
-from plugins.store_sqlite.analytics import MIGRATIONS, TABLES, SqliteAnalyticsStore
-from plugins.store_sqlite.db import Database, migrate
+from plugins.store_sqlite.analytics import TABLES, SqliteAnalyticsStore
 from tests import sqlite_rebuild
-from tests.test_sqlite_visits import SELECTIONS, SITE, T0, write
+from tests.test_sqlite_visits import SELECTIONS, SITE, T0, migrated_to, write
 
 DAYS = 9  # of data, T0 - 4 days to T0 + 5 days
 ZONES = ("UTC", "Asia/Kolkata", "America/New_York", "Pacific/Chatham")
@@ -177,13 +175,7 @@ def test_a_dirty_day_is_answered_exactly(store: SqliteAnalyticsStore) -> None:
 
 
 def test_migration_backfills_the_day_rollups(tmp_path: Path) -> None:
-    old = tmp_path / "old-migrations"
-    old.mkdir()
-    for script in sorted(MIGRATIONS.glob("*.sql"))[:3]:
-        shutil.copy(script, old)
-    db = Database(tmp_path / "analytics.db")
-    migrate(db, old)
-    db.close()
+    migrated_to(tmp_path / "analytics.db", 3)
     events = rotating_events(400, 6)
     store = SqliteAnalyticsStore(tmp_path / "analytics.db")
     store.open()
