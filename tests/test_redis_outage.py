@@ -13,15 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from appliance.core.aggregation import MINUTE, bucket_start
+from appliance.core.aggregation import MINUTE, aggregate, bucket_start
 from appliance.core.periods import TimeRange
 from appliance.core.runtime import Appliance
 from appliance.core.settings import SettingsError
+from appliance.core.transport import Offset, Position
 from plugins.store_redis.store import RedisStore
 from plugins.store_sqlite.analytics import SqliteAnalyticsStore
 from plugins.transport_memory.transport import MemoryTransport
 from tests.conftest import BROWSER_UA, Browser, event, make_appliance, wait_for
 from tests.redis_servers import RedisServer, unique_prefix
+from tests.test_postgres_store import known_load
 
 pytestmark = pytest.mark.security
 
@@ -236,3 +238,35 @@ def test_a_backlog_that_overflows_resets_what_redis_claims_to_hold(
         asyncio.run(scenario())
     finally:
         sqlite.close()
+
+
+def test_a_restarted_processor_rewinds_to_refill_what_redis_missed(
+    appliance: Appliance, server: RedisServer
+) -> None:
+    """Killed after SQLite committed a delivery and before Redis took it: the next
+    processor starts where Redis stops, so Redis is refilled (SQLite skips what it holds);
+    further back than Redis's backlog limit, or with Redis away, it does not wait on it."""
+    sqlite, redis_store = stores(appliance)
+    feed = appliance.processor.realtime
+    [lane] = feed.lanes
+    events = known_load(120)
+    first_half = aggregate(events[:60], [Position("t", "0", 0, 59)],
+                           [Offset("t", "0", i) for i in range(60)])  # fmt: skip
+    second_half = aggregate(events[60:], [Position("t", "0", 60, 119)],
+                            [Offset("t", "0", 60 + i) for i in range(60)])  # fmt: skip
+
+    async def scenario() -> list[dict[str, int]]:
+        await appliance.open_stores()
+        await redis_store.write_batch(first_half)  # both hold 0..59
+        sqlite.write_batch(first_half)
+        sqlite.write_batch(second_half)  # the killed processor's last delivery
+        resume = await appliance.processor._resume_offsets("t", ["0"])
+        lane.limit = 30  # Redis lacks 60 events: more than it may re-read
+        too_far = await feed.rewind("t", {"0": 120})
+        lane.limit = 200_000
+        server.stop()
+        away = await feed.rewind("t", {"0": 120})
+        await appliance.close_stores()
+        return [resume, too_far, away]
+
+    assert asyncio.run(scenario()) == [{"0": 60}, {"0": 120}, {"0": 120}]

@@ -64,7 +64,12 @@ class Processor:
 
     async def subscribe(self) -> None:
         """Join the transport's consumers; they resume each partition after what stores hold."""
-        await self.transport.subscribe(self.applied.resume_offsets)
+        await self.transport.subscribe(self._resume_offsets)
+
+    async def _resume_offsets(self, topic: str, partitions: Sequence[str]) -> dict[str, int]:
+        """After what every persistent store holds, or earlier where a real-time one lacks."""
+        resume = await self.applied.resume_offsets(topic, partitions)
+        return await self.realtime.rewind(topic, resume)
 
     async def run(self) -> None:
         """Consume and flush until `stop()`; then drain what the transport still holds."""

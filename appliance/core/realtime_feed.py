@@ -11,7 +11,9 @@ When the backlog overflows, the oldest deliveries are dropped and the store is t
 (`reset_coverage`) before its next write: it then claims completeness only from that write
 on, and the query layer reads the older minutes from the persistent store. The same happens
 when a (re)started processor finds the store behind a persistent store on a partition it is
-not about to redeliver: what the store missed then will not come again.
+not about to redeliver: what the store missed then will not come again. A restarted
+processor avoids that where it can: it starts early enough (`rewind`) to re-read what a
+real-time store lacks, within the store's backlog limit.
 """
 
 from __future__ import annotations
@@ -107,6 +109,26 @@ class RealtimeFeed:
 
     def behind(self) -> bool:
         return any(lane.backlog for lane in self.lanes)
+
+    async def rewind(self, topic: str, resume: dict[str, int]) -> dict[str, int]:
+        """Where a (re)started processor should start each partition so the real-time
+        stores get again what they missed: a processor killed after the persistent stores
+        committed a delivery but before a real-time store took it leaves that store behind,
+        and only a re-read fills it. Within the store's backlog limit only (further back, it
+        resets its coverage instead); a store that does not answer is left to its catch-up.
+        The persistent stores skip what they hold, so nothing is counted twice."""
+        rewound = dict(resume)
+        for lane in self.lanes:
+            try:
+                held = await _positions(lane.store, topic)
+            except Exception as error:  # away: the catch-up (or a coverage reset) handles it
+                log.info("%s: not asked where to resume (%s)", lane.name, error)
+                continue
+            for partition, first in resume.items():
+                wanted = held.get(partition, NOTHING_APPLIED) + 1
+                if first - lane.limit <= wanted < rewound[partition]:
+                    rewound[partition] = wanted
+        return rewound
 
     async def _drain(self, lane: _Lane, current: Delivery | None, batches: SharedBatches) -> None:
         if time.monotonic() < lane.retry_at:
