@@ -24,6 +24,11 @@ $(VENV)/.installed-test: pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES))
 	$(BIN)/python -m pip install --quiet -e '.[test]' $(addprefix -e ,$(EXAMPLES))
 	touch $@
 
+# terser, for the check that the committed tracker.js is the build of tracker/src (Node 20).
+tracker/node_modules/.installed: tracker/package-lock.json
+	npm ci --prefix tracker --no-audit --no-fund --loglevel=error
+	touch $@
+
 install: $(VENV)/.installed-test
 
 ## Serve the appliance on its embedded default (SQLite + in-process queue) at http://HOST:PORT
@@ -31,7 +36,7 @@ run: $(VENV)/.installed-run
 	$(BIN)/appliance serve --host $(HOST) --port $(PORT)
 
 ## Install everything the suite needs, start its services, run the whole suite
-test: $(VENV)/.installed-test services
+test: $(VENV)/.installed-test tracker/node_modules/.installed services
 	$(BIN)/ruff check appliance plugins tests bench examples
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest -p no:cacheprovider $(EXAMPLES)
