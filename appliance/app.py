@@ -96,7 +96,6 @@ def create_app(appliance: Appliance | None = None, *, process: bool | None = Non
     static = StaticFiles(directory=str(resource_path("templates") / "static"))
     app = Starlette(
         routes=[
-            *ingest.routes,
             *pixel.routes,
             *openapi.routes,
             *stats.routes,
@@ -122,11 +121,12 @@ def create_app(appliance: Appliance | None = None, *, process: bool | None = Non
     app.add_middleware(BrowserSecurityMiddleware, secure_cookies=settings.auth.secure_cookies)
     app.state.metrics = Metrics(appliance)
     app.state.readiness = readiness.Readiness(collect_checks(appliance))
-    app.add_middleware(  # outermost: times everything, security headers included
-        metrics_web.RequestMetricsMiddleware,
-        metrics=app.state.metrics,
-        log_access=bool(settings.log_access),
-    )
+    recorder = metrics_web.RequestRecorder(app.state.metrics, bool(settings.log_access))
+    # Times everything behind it, security headers included.
+    app.add_middleware(metrics_web.RequestMetricsMiddleware, recorder=recorder)
+    # Outermost (inside Starlette's error handler): /api/events skips the page machinery.
+    events = ingest.EventsEndpoint(appliance.ingest, app.state, recorder)
+    app.add_middleware(ingest.IngestLane, endpoint=events)
     app.state.appliance = appliance
     app.state.templates = build_templates(appliance.manager)
     app.state.max_body_bytes = int(settings.ingest.max_body_bytes)

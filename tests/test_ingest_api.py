@@ -96,12 +96,40 @@ def test_body_one_byte_over_the_limit_is_413(admin: Browser) -> None:
     )
 
 
+def test_a_body_sent_in_pieces_is_read_whole_and_still_limited(admin: Browser) -> None:
+    """No Content-Length (chunked): the limit applies to what arrives, piece by piece."""
+    whole = json.dumps(event("/pieces")).encode()
+    pieces = [whole[:10], whole[10:25], whole[25:]]
+    response = admin.client.post(
+        "/api/events", content=iter(pieces), headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 202, response.text
+    assert response.json() == {"accepted": 1, "filtered": 0}
+    wait_for(lambda: kpis(admin)["pageviews"] == 1)
+    too_much = (b"x" * 8192 for _ in range(3))  # 24 KiB, over the 16 KiB limit
+    response = admin.client.post(
+        "/api/events", content=too_much, headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 413
+    assert "16384" in response.json()["error"]
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "HEAD"])
+def test_other_methods_are_405_naming_the_allowed_ones(admin: Browser, method: str) -> None:
+    response = admin.client.request(method, "/api/events")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST, OPTIONS"
+    if method != "HEAD":
+        assert response.json() == {"error": "not allowed"}
+
+
 def test_cors_preflight_and_response_headers(admin: Browser) -> None:
     preflight = admin.client.options(
         "/api/events",
         headers={"origin": "https://example.com", "access-control-request-method": "POST"},
     )
     assert preflight.status_code == 204
+    assert "content-length" not in preflight.headers  # RFC 9110: never on a 204
     assert preflight.headers["access-control-allow-origin"] == "*"
     assert "POST" in preflight.headers["access-control-allow-methods"]
     response = admin.client.post(

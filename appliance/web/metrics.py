@@ -28,9 +28,14 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 INGEST_ROUTE = "/api/events"
 
 
-class RequestMetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, log_access: bool) -> None:
-        self.app = app
+class RequestRecorder:
+    """Records one answered request: its latency, a refusal of events, the access log line.
+
+    Shared by the middleware (every route) and the ingest endpoint, which answers ahead of
+    the middleware stack but must show up in the same metrics.
+    """
+
+    def __init__(self, metrics: Metrics, log_access: bool) -> None:
         self.metrics = metrics
         self.log_access = log_access
         self._latency: dict[tuple[str, str], Any] = {}  # label children, made once each
@@ -39,27 +44,8 @@ class RequestMetricsMiddleware:
             for status, reason in REJECTION_REASONS.items()
         }
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # what the client gets when the app raises before answering
-
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note_status)
-        finally:
-            self._record(scope, status, time.perf_counter() - started)
-
-    def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        route = getattr(scope.get("route"), "path", None) or "unmatched"
-        method = scope["method"] if scope["method"] in METHODS else "other"
+    def record(self, route: str, method: str, status: int, seconds: float) -> None:
+        method = method if method in METHODS else "other"
         key = (route, method)
         child = self._latency.get(key)
         if child is None:
@@ -79,6 +65,31 @@ class RequestMetricsMiddleware:
                 extra={"method": method, "route": route, "status": status,
                        "duration_ms": round(seconds * 1000, 2)},
             )  # fmt: skip
+
+
+class RequestMetricsMiddleware:
+    def __init__(self, app: ASGIApp, recorder: RequestRecorder) -> None:
+        self.app = app
+        self.recorder = recorder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets when the app raises before answering
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.recorder.record(route, scope["method"], status, time.perf_counter() - started)
 
 
 def bearer_matches(request: Request, token: str) -> bool:

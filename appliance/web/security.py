@@ -98,7 +98,12 @@ def client_ip(request: Request, trusted_proxies: frozenset[str]) -> str:
     peer = request.client.host if request.client else ""
     if peer not in trusted_proxies:
         return peer
-    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",")]
+    return forwarded_client(peer, request.headers.get("x-forwarded-for", ""), trusted_proxies)
+
+
+def forwarded_client(peer: str, forwarded_for: str, trusted_proxies: frozenset[str]) -> str:
+    """The nearest hop of X-Forwarded-For that is not a trusted proxy (`peer` is one)."""
+    hops = [hop.strip() for hop in forwarded_for.split(",")]
     for hop in reversed(hops):
         if hop and hop not in trusted_proxies:
             try:
