@@ -78,6 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_process(args: argparse.Namespace) -> None:
+    from appliance.core.gc_tuning import tune_for_throughput
     from appliance.web.metrics_server import start_metrics_server
 
     configure_logging(load_settings())
@@ -96,6 +97,7 @@ def cmd_process(args: argparse.Namespace) -> None:
         try:
             await appliance.start(serve=False, process=True)
             metrics_server = await start_metrics_server(appliance)
+            tune_for_throughput()
         except (TransportUnavailable, SettingsError):
             await appliance.stop()
             raise

@@ -30,24 +30,56 @@ class Counters:
 RollupKey = tuple[int, int, str]
 # (site_id, bucket start in epoch seconds, event name)
 EventKey = tuple[int, int, str]
+# minute and hour rollups, custom events per hour
+Rollups = tuple[dict[RollupKey, Counters], dict[RollupKey, Counters], dict[EventKey, int]]
 
 
-@dataclass(slots=True)
 class Batch:
-    events: list[Event]
-    positions: list[Position]
-    minute: dict[RollupKey, Counters]
-    hour: dict[RollupKey, Counters]
-    custom_events: dict[EventKey, int]
-    offsets: list[Offset] = field(default_factory=list)  # offsets[i]: where events[i] came from
+    """What a flush hands each store. The rollups (`minute`, `hour`, `custom_events`) are
+    folded on first use only: the Postgres and Redis stores fold the raw events their own
+    way, so a processor writing only those never pays for them."""
+
+    __slots__ = ("events", "positions", "offsets", "_rollups")
+
+    def __init__(
+        self,
+        events: list[Event],
+        positions: list[Position],
+        minute: dict[RollupKey, Counters] | None = None,
+        hour: dict[RollupKey, Counters] | None = None,
+        custom_events: dict[EventKey, int] | None = None,
+        offsets: list[Offset] | None = None,
+    ) -> None:
+        self.events = events
+        self.positions = positions
+        self.offsets = offsets or []  # offsets[i]: where events[i] came from
+        given = minute is not None and hour is not None and custom_events is not None
+        self._rollups = (minute, hour, custom_events) if given else None
+
+    @property
+    def minute(self) -> dict[RollupKey, Counters]:
+        return self._folded()[0]
+
+    @property
+    def hour(self) -> dict[RollupKey, Counters]:
+        return self._folded()[1]
+
+    @property
+    def custom_events(self) -> dict[EventKey, int]:
+        return self._folded()[2]
 
     @property
     def empty(self) -> bool:
         return not self.events
 
     def unapplied(self, applied: Applied) -> Batch:
-        """The batch re-folded from only the events past `applied` (a store's safety net)."""
+        """The batch of only the events past `applied` (a store's safety net)."""
         return aggregate(*unapplied_part(self.events, self.positions, self.offsets, applied))
+
+    def _folded(self) -> Rollups:
+        if self._rollups is None:
+            self._rollups = fold(self.events)
+        return self._rollups  # type: ignore[return-value]
 
 
 def bucket_start(ts: float, width: int) -> int:
@@ -57,6 +89,12 @@ def bucket_start(ts: float, width: int) -> int:
 def aggregate(
     events: list[Event], positions: list[Position], offsets: list[Offset] | None = None
 ) -> Batch:
+    """The batch of these events; its rollups are folded when a store first reads them."""
+    return Batch(events, positions, offsets=offsets)
+
+
+def fold(events: list[Event]) -> Rollups:
+    """Minute and hour rollups per (site, bucket, path), and custom events per site and hour."""
     minute: dict[RollupKey, Counters] = defaultdict(Counters)
     hour: dict[RollupKey, Counters] = defaultdict(Counters)
     custom: dict[EventKey, int] = defaultdict(int)
@@ -71,4 +109,4 @@ def aggregate(
             counters.sessions.add(event.session_id)
         if not event.is_pageview:
             custom[(event.site_id, bucket_start(event.ts, HOUR), event.name)] += 1
-    return Batch(events, positions, dict(minute), dict(hour), dict(custom), offsets or [])
+    return dict(minute), dict(hour), dict(custom)

@@ -23,7 +23,10 @@ SCREEN_CLASSES = ((576, "Mobile"), (992, "Tablet"), (1440, "Laptop"))
 def screen_class(width: int) -> str:
     if width == 0:
         return ""
-    return next((name for bound, name in SCREEN_CLASSES if width < bound), "Desktop")
+    for bound, name in SCREEN_CLASSES:  # a loop, not next(genexpr): once per new visit
+        if width < bound:
+            return name
+    return "Desktop"
 
 
 def screen_class_sql(column: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from appliance.core.event import Event
+from appliance.core.event import PAGEVIEW, Event
 from appliance.core.visits import ATTRIBUTES, VISIT_GAP_S, screen_class, visit_id_for
 
 # (site_id, session_id)
@@ -50,16 +50,19 @@ class VisitChange:
     exit_page: str = ""
 
     def add(self, event: Event) -> None:
-        self.first_ts = min(self.first_ts, event.ts)
-        self.last_ts = max(self.last_ts, event.ts)
-        if not event.is_pageview:
+        ts = event.ts  # comparisons, not min()/max(): this runs for every event of a flush
+        if ts < self.first_ts:
+            self.first_ts = ts
+        if ts > self.last_ts:
+            self.last_ts = ts
+        if event.name != PAGEVIEW:
             self.events += 1
             return
         self.pageviews += 1
-        if self.entry_ts is None or event.ts < self.entry_ts:
-            self.entry_ts, self.entry_page = event.ts, event.path
-        if self.exit_ts is None or event.ts >= self.exit_ts:
-            self.exit_ts, self.exit_page = event.ts, event.path
+        if self.entry_ts is None or ts < self.entry_ts:
+            self.entry_ts, self.entry_page = ts, event.path
+        if self.exit_ts is None or ts >= self.exit_ts:
+            self.exit_ts, self.exit_page = ts, event.path
 
     def row(self) -> tuple[object, ...]:
         """The `batch_visits` row, in writer.VISIT_COLUMNS order."""
@@ -122,8 +125,10 @@ def assign(events: list[Event], open_visits: Mapping[int, Mapping[str, OpenVisit
                 visit.visit_id, event.site_id, event.session_id, "", event.ts, event.ts
             )
         change.add(event)
-        visit.first_ts = min(visit.first_ts, event.ts)
-        visit.last_ts = max(visit.last_ts, event.ts)
+        if event.ts < visit.first_ts:
+            visit.first_ts = event.ts
+        if event.ts > visit.last_ts:
+            visit.last_ts = event.ts
         visit_ids[index] = visit.visit_id
     latest = {key: (v.visit_id, v.first_ts, v.last_ts) for key, v in current.items()}
     return Assignment(visit_ids, list(changes.values()), latest)

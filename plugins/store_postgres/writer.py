@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterable
 
 import psycopg
@@ -38,7 +39,7 @@ EVENT_COLUMNS = (
     "utm_medium", "utm_campaign", "utm_term", "utm_content", "browser", "os", "device",
     "country", "region", "screen_width", "screen_height", "props",
 )  # fmt: skip
-_EVENT_FIELDS = EVENT_COLUMNS[3:-1]  # read from the Event as they are
+_event_fields = operator.attrgetter(*EVENT_COLUMNS[3:-1])  # read from the Event as they are
 VISIT_COLUMNS = (
     "visit_id", "site_id", "session_id", "visitor_id", "first_ts", "last_ts", "pageviews",
     "events", "entry_ts", "entry_page", "exit_ts", "exit_page", *ATTRIBUTES,
@@ -110,12 +111,13 @@ def _write_events(
     )
     with conn.cursor() as cursor:
         with cursor.copy(f"COPY batch_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+            write_row = copy.write_row
             for event, visit_id in zip(events, assignment.visit_ids, strict=True):
-                copy.write_row(
+                props = event.props
+                write_row(
                     (
-                        event.site_id, event.ts, visit_id,
-                        *[getattr(event, name) for name in _EVENT_FIELDS],
-                        json.dumps(event.props),
+                        event.site_id, event.ts, visit_id, *_event_fields(event),
+                        json.dumps(props) if props else "{}",
                     )
                 )  # fmt: skip
         with cursor.copy(f"COPY batch_visits ({', '.join(VISIT_COLUMNS)}) FROM STDIN") as copy:
