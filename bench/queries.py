@@ -4,10 +4,11 @@ The data is bench/postgres_queries.py's generator (one site, visits with Zipf-di
 pages, sources, countries, browsers; 30 days) written through each store's real write path
 in flushes of 5,000 events (SQLite: 20,000, a bulk load through the same path). The endpoints
 are called through the stats API in-process (Starlette TestClient: routing, API-key auth, the
-query, JSON). The sizes are what fits the
-10-minute budget on 2 cores; `--sqlite-events` / `--pg-events` change them. The Postgres
-store's own 10M-event run is `python -m bench.postgres_queries` (about 25 min of loading on
-this machine); its last result file, if present, is quoted beside ours.
+query, JSON). The sizes are what fits the 10-minute budget on 2 cores; `--sqlite-events` /
+`--pg-events` change them. The 10M-event runs are separate commands, `python -m
+bench.postgres_queries` (about 25 min of loading on this machine) and `python -m
+bench.sqlite_queries` (about 10 min); their last result files, if present, are quoted beside
+ours.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def end_time() -> float:
     return float(time.time() // day * day - day + 15 * 3600 + 1234)
 
 
-def endpoints(rng: str) -> dict[str, str]:
+def endpoints(rng: str, filters: str = "") -> dict[str, str]:
+    """The five queries of the issue; `filters` (e.g. `browser==Firefox`) narrows each."""
+    rng += f"&filters={filters}" if filters else ""
     return {
         "kpis": f"/api/analytics/kpis?{rng}",
         "timeseries (day)": f"/api/analytics/timeseries?{rng}&interval=day",
@@ -42,7 +45,7 @@ def endpoints(rng: str) -> dict[str, str]:
     }
 
 
-def time_api(appliance: Any, key: str, end: float, runs: int) -> dict[str, Any]:
+def time_api(appliance: Any, key: str, end: float, runs: int, filters: str = "") -> dict[str, Any]:
     from starlette.testclient import TestClient
 
     from appliance.app import create_app
@@ -54,7 +57,7 @@ def time_api(appliance: Any, key: str, end: float, runs: int) -> dict[str, Any]:
     headers = {"authorization": f"Bearer {key}"}
     results: dict[str, Any] = {}
     with TestClient(create_app(appliance), base_url="http://bench", headers=headers) as client:
-        for name, path in endpoints(rng).items():
+        for name, path in endpoints(rng, filters).items():
             for _ in range(2):
                 answer = client.get(path)
                 assert answer.status_code == 200, answer.text
@@ -65,10 +68,11 @@ def time_api(appliance: Any, key: str, end: float, runs: int) -> dict[str, Any]:
                 samples.append(time.perf_counter() - started)
             row = percentiles(samples)
             results[name] = {"p50_ms": row["p50_ms"], "p95_ms": row["p95_ms"]}
+            print(f"    {name:<20} {results[name]}", file=sys.stderr)
     return results
 
 
-def load_sqlite(path: Path, total: int, end: float) -> dict[str, Any]:
+def load_sqlite(path: Path, total: int, end: float, days: int = DAYS) -> dict[str, Any]:
     from appliance.core.aggregation import aggregate
     from appliance.core.transport import Offset, Position
     from bench.postgres_queries import generate
@@ -78,7 +82,7 @@ def load_sqlite(path: Path, total: int, end: float) -> dict[str, Any]:
     store.open()
     started, offset, write_s = time.monotonic(), 0, 0.0
     try:
-        for day_events in generate(total, DAYS, end):
+        for day_events in generate(total, days, end):
             for first in range(0, len(day_events), SQLITE_FLUSH):
                 chunk = day_events[first : first + SQLITE_FLUSH]
                 offsets = [Offset("bench", "0", offset + i) for i in range(len(chunk))]
@@ -87,7 +91,10 @@ def load_sqlite(path: Path, total: int, end: float) -> dict[str, Any]:
                 store.write_batch(aggregate(chunk, [position], offsets))
                 write_s += time.monotonic() - begun
                 offset += len(chunk)
+            elapsed = time.monotonic() - started
+            print(f"\r  loaded {offset:,} events in {elapsed:.0f} s", end="", file=sys.stderr)
     finally:
+        print(file=sys.stderr)
         store.close()
     return {"events": offset, "load_s": round(time.monotonic() - started, 1),
             "write_events_per_s": round(offset / write_s) if write_s else None,
@@ -95,27 +102,37 @@ def load_sqlite(path: Path, total: int, end: float) -> dict[str, Any]:
 
 
 def bench_sqlite(total: int, runs: int) -> dict[str, Any]:
-    from appliance.core.accounts import token_digest
-    from appliance.core.runtime import Appliance
-    from bench.postgres_queries import DOMAIN, KEY
+    from bench.postgres_queries import KEY
 
     end = end_time()
     with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as directory:
         result: dict[str, Any] = {"load": load_sqlite(Path(directory) / "analytics.db", total, end)}
-        appliance = Appliance.create(
-            data_dir=directory, stores=["sqlite"], account_store="sqlite",
-            plugins={"autoload": False}, log_level="warning",
-        )  # fmt: skip
-        accounts = appliance.accounts
-        accounts.open()
-        owner = accounts.create_user("bench@example.com", None, True)
-        site = accounts.create_site(DOMAIN, owner.id)
-        assert site.id == 1, site
-        accounts.create_api_key(owner.id, "bench", token_digest(KEY))
-        accounts.close()
-        result["queries"] = time_api(appliance, KEY, end, runs)
+        result["queries"] = time_api(sqlite_appliance(Path(directory)), KEY, end, runs)
         result["db_mib"] = round((Path(directory) / "analytics.db").stat().st_size / 2**20, 1)
     return result
+
+
+def sqlite_appliance(directory: Path) -> Any:
+    """An embedded appliance on `directory`, with the bench site (id 1) and API key."""
+    from appliance.core.accounts import token_digest
+    from appliance.core.runtime import Appliance
+    from bench.postgres_queries import DOMAIN, KEY
+
+    appliance = Appliance.create(
+        data_dir=str(directory), stores=["sqlite"], account_store="sqlite",
+        plugins={"autoload": False}, log_level="warning",
+    )  # fmt: skip
+    accounts = appliance.accounts
+    accounts.open()
+    try:
+        if accounts.user_by_email("bench@example.com") is None:
+            owner = accounts.create_user("bench@example.com", None, True)
+            site = accounts.create_site(DOMAIN, owner.id)
+            assert site.id == 1, site
+            accounts.create_api_key(owner.id, "bench", token_digest(KEY))
+    finally:
+        accounts.close()
+    return appliance
 
 
 def bench_postgres(total: int, runs: int) -> dict[str, Any]:
@@ -148,21 +165,31 @@ def bench_postgres(total: int, runs: int) -> dict[str, Any]:
     return result
 
 
-def reused_postgres_file() -> dict[str, Any] | None:
-    path = RESULTS / "postgres.json"
+def quoted_file(name: str, names: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """The last results/`name` of a separate 10M run, to quote beside this run's figures:
+    its events, date and queries (renamed from its own names to ours by `names`)."""
+    path = RESULTS / name
     if not path.exists():
         return None
-    data = json.loads(path.read_text()).get("sketches") or {}
+    data = json.loads(path.read_text())
+    if name == "postgres.json":  # its hll run; "exact" is the variant without sketches
+        data = data.get("sketches") or {}
     queries = data.get("queries", {})
-    names = {"kpis": "kpis", "timeseries (day)": "timeseries (30 days)",
-             "top-pages": "top-pages", "breakdown source": "breakdown source",
-             "breakdown country": "breakdown country"}  # fmt: skip
-    return {
+    names = names or {ours: ours for ours in endpoints("")}
+    quoted = {
         "file": str(path.relative_to(RESULTS.parent.parent)),
         "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime)),
         "events": data.get("load", {}).get("events", data.get("events")),
         "queries": {ours: queries[theirs] for ours, theirs in names.items() if theirs in queries},
     }
+    if data.get("filtered"):
+        quoted["filtered"] = data["filtered"]
+    return quoted
+
+
+POSTGRES_NAMES = {"kpis": "kpis", "timeseries (day)": "timeseries (30 days)",
+                  "top-pages": "top-pages", "breakdown source": "breakdown source",
+                  "breakdown country": "breakdown country"}  # fmt: skip
 
 
 def run(sqlite_events: list[int], pg_events: int, runs: int, sqlite_runs: int) -> dict[str, Any]:
@@ -179,5 +206,6 @@ def run(sqlite_events: list[int], pg_events: int, runs: int, sqlite_runs: int) -
             result["postgres"] = bench_postgres(pg_events, runs)
         except Exception as error:
             result["postgres"] = {"skipped": f"{type(error).__name__}: {error}"}
-    result["postgres_file"] = reused_postgres_file()
+    result["postgres_file"] = quoted_file("postgres.json", POSTGRES_NAMES)
+    result["sqlite_file"] = quoted_file("sqlite.json")  # python -m bench.sqlite_queries
     return result
