@@ -1,11 +1,11 @@
 """The embedded analytics store: raw events, visits and rollups in one SQLite file.
 
-Each flush writes its events, the visits they start or extend (visits.py), the rollups, the
-per-UTC-day rollups' bookkeeping (daily.py) and the applied offsets in one transaction.
-Queries read the visits and the raw events (queries.py), so every count is exact over any
-range without rebuilding visits per request; unfiltered ones read the UTC days the range
-holds whole from the day rollups (whole_days.py). The minute/hour rollups are the history
-that survives if raw events are ever pruned.
+Each flush writes its events, the visits they start or extend (visits.py), the per-UTC-day
+rollups' bookkeeping (daily.py) and the applied offsets in one transaction. Queries read the
+visits and the raw events (queries.py), so every count is exact over any range without
+rebuilding visits per request; unfiltered ones read the UTC days the range holds whole from
+the day rollups (whole_days.py). Raw events are kept: they are the history (migration 0006
+dropped the minute/hour rollups nothing read).
 """
 
 from __future__ import annotations
@@ -14,17 +14,18 @@ import functools
 import itertools
 import json
 import sqlite3
+import time
 from pathlib import Path
 
-from appliance.core.aggregation import Batch, Counters, RollupKey
+from appliance.core.aggregation import Batch
 from appliance.core.stores import BreakdownRow, Kpis, PageRow, SeriesPoint
 from plugins.store_sqlite import daily, queries, visits, whole_days
 from plugins.store_sqlite.db import Database, migrate
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "analytics"
 TABLES = (
-    "events", "visits", "rollup_minute", "rollup_hour", "custom_events_hour", "day_totals",
-    "day_values", "day_slots", "dirty_days", "visitor_days", "shared_days",
+    "events", "visits", "day_totals", "day_values", "day_slots", "dirty_days", "visitor_days",
+    "shared_days",
 )  # fmt: skip
 
 _EVENT_COLUMNS = (
@@ -61,21 +62,13 @@ def _statement_sizes(rows: int) -> list[int]:
     return sizes
 
 
-def _upsert_rollup(table: str) -> str:
-    return (
-        f"INSERT INTO {table} (site_id, bucket, path, pageviews, events) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (site_id, bucket, path) DO UPDATE SET"
-        " pageviews = pageviews + excluded.pageviews, events = events + excluded.events"
-    )
-
-
-def _rollup_rows(rollups: dict[RollupKey, Counters]) -> list[tuple[int, int, str, int, int]]:
-    return [(s, b, p, c.pageviews, c.events) for (s, b, p), c in rollups.items()]
-
-
 class SqliteAnalyticsStore:
     name = "sqlite"
     role = "persistent"
+    # A flush recounts dirty days (daily.settle) for this share of its own time, at least
+    # settle_min_s: small live flushes stay quick, a backlog's big ones keep up with the days.
+    settle_share = 0.25
+    settle_min_s = 0.05
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -86,7 +79,9 @@ class SqliteAnalyticsStore:
         self._writer = Database(self.path)
         migrate(self._writer, MIGRATIONS)
         with self._writer.transaction() as conn:
-            daily.settle(conn, None)  # days a migration or the last flushes left dirty
+            # Days a migration or the last flushes left dirty; not today's, which the next
+            # flush would mark again (a 110k-event day took ~0.6 s to recount at every start).
+            daily.settle(conn, daily.day_of(time.time()))
         self._reader = Database(self.path)  # WAL: reads don't wait for the writer
 
     def close(self) -> None:
@@ -116,6 +111,7 @@ class SqliteAnalyticsStore:
         transaction makes a stale view (two processors during a rebalance) skip, never double.
         False when nothing of the batch was new.
         """
+        begun = time.perf_counter()
         with self.writer.transaction() as conn:
             batch = self._lacking_part(conn, batch)
             if batch is None:
@@ -132,14 +128,8 @@ class SqliteAnalyticsStore:
                 start += size
             touched = daily.mark(conn, batch.events, assigned.starts)
             # A day recounts once flushes have moved past it: today stays dirty.
-            daily.settle(conn, max((day for _, day in touched), default=0), touched)
-            conn.executemany(_upsert_rollup("rollup_minute"), _rollup_rows(batch.minute))
-            conn.executemany(_upsert_rollup("rollup_hour"), _rollup_rows(batch.hour))
-            conn.executemany(
-                "INSERT INTO custom_events_hour (site_id, bucket, name, count) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (site_id, bucket, name) DO UPDATE SET count = count + excluded.count",
-                [(s, b, n, count) for (s, b, n), count in batch.custom_events.items()],
-            )
+            budget = max(self.settle_min_s, self.settle_share * (time.perf_counter() - begun))
+            daily.settle(conn, max((day for _, day in touched), default=0), touched, budget)
             conn.executemany(
                 "INSERT INTO applied_positions (topic, partition, last_offset) VALUES (?, ?, ?)"
                 " ON CONFLICT (topic, partition)"

@@ -5,9 +5,12 @@ days and whole days can be answered from one row per day (whole_days.py). A day'
 recounted from the visits and events tables rather than updated per event: a visit's exit
 page, bounce and attributes change as it grows or merges, which per-value distinct counts
 could only follow with a reference-counted row per (visitor, property, value) and visit.
-A flush marks the days it changes dirty; a later flush that no longer touches a day older
-than its newest event recounts it, so a day is counted about once, and queries answer dirty
-days (today, always) from the raw tables.
+A flush marks the days it changes dirty; later flushes that no longer touch a day older
+than their newest event recount it, so a day is counted about once, and queries answer dirty
+days (today, always) from the raw tables. A recount is a list of parts (`PARTS`), and each
+flush runs only as many as its time budget allows, resuming at `dirty_days.done`: a whole
+recount in the flush after midnight held the writer ~0.65 s for a 110k-event day (10M events
+over 90 days), two thirds of the freshness budget. A flush touching the day starts it over.
 
 `day_slots` splits a day's events and visitors into quarter hours (a visitor by the slots of
 its first and last event that day) for time series buckets cut at local midnights.
@@ -18,7 +21,8 @@ id: where ids do not rotate (imports, tests) queries spanning such days take the
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from appliance.core.aggregation import DAY
 from appliance.core.event import Event
@@ -85,32 +89,53 @@ def mark(
     conn.execute(_SHARED)
     touched = {(site, day) for site, _, day in seen}
     touched |= {(site, day_of(first_ts)) for site, first_ts in visit_starts}
-    conn.executemany("INSERT OR IGNORE INTO dirty_days VALUES (?, ?)", sorted(touched))
+    conn.executemany(
+        "INSERT INTO dirty_days (site_id, day) VALUES (?, ?)"
+        " ON CONFLICT (site_id, day) DO UPDATE SET done = 0",
+        sorted(touched),
+    )
     return touched
 
 
 def settle(
-    conn: sqlite3.Connection, before: int | None, skip: set[tuple[int, int]] = frozenset()
+    conn: sqlite3.Connection,
+    before: int | None,
+    skip: set[tuple[int, int]] = frozenset(),
+    budget_s: float | None = None,
 ) -> None:
-    """Recount the dirty days older than `before` (all if None), except those in `skip`."""
-    for site, day in conn.execute("SELECT site_id, day FROM dirty_days").fetchall():
+    """Recount the dirty days older than `before` (all if None), except those in `skip`, the
+    oldest first. With `budget_s`, stop starting parts once that much time is spent (one part
+    at least); the next call resumes."""
+    started, ran = time.perf_counter(), False
+    rows = conn.execute("SELECT site_id, day, done FROM dirty_days ORDER BY day, site_id")
+    for site, day, done in rows.fetchall():
         if (site, day) in skip or (before is not None and day >= before):
             continue
-        recount(conn, site, day)
+        for part in range(done, len(PARTS)):
+            if ran and budget_s is not None and time.perf_counter() - started >= budget_s:
+                conn.execute(
+                    "UPDATE dirty_days SET done = ? WHERE site_id = ? AND day = ?",
+                    (part, site, day),
+                )
+                return
+            PARTS[part](conn, {"site": site, "day": day})
+            ran = True
         conn.execute("DELETE FROM dirty_days WHERE site_id = ? AND day = ?", (site, day))
 
 
-def recount(conn: sqlite3.Connection, site: int, day: int) -> None:
-    """Replace the day's rollup rows with counts of the raw tables."""
-    params = {"site": site, "day": day}
+def _slots(conn: sqlite3.Connection, params: dict[str, int]) -> None:
+    conn.execute("DELETE FROM day_slots WHERE site_id = :site AND day = :day", params)
+    conn.execute(_SLOTS, params)
+
+
+def _totals(conn: sqlite3.Connection, params: dict[str, int]) -> None:
+    """After `_slots`: the day's events come from its slots."""
     visits = conn.execute(
         "SELECT count(*), count(DISTINCT visitor_id), coalesce(sum(pageviews), 0),"
         " coalesce(sum(events), 0), coalesce(sum(pageviews <= 1), 0),"
         f" coalesce(sum(last_ts - first_ts), 0.0) FROM visits WHERE {_VISITS}",
         params,
     ).fetchone()
-    conn.execute("DELETE FROM day_slots WHERE site_id = :site AND day = :day", params)
-    conn.execute(_SLOTS, params)
     events = conn.execute(
         "SELECT coalesce(sum(events), 0), coalesce(sum(pageviews), 0), coalesce(sum(arriving), 0)"
         " FROM day_slots WHERE site_id = :site AND day = :day",
@@ -118,15 +143,24 @@ def recount(conn: sqlite3.Connection, site: int, day: int) -> None:
     ).fetchone()
     conn.execute(
         "INSERT OR REPLACE INTO day_totals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (site, day, *visits, *events),
+        (params["site"], params["day"], *visits, *events),
     )
-    for prop, select in _VALUES:
+
+
+def _values(prop: str, select: str) -> Callable[[sqlite3.Connection, dict[str, int]], None]:
+    def part(conn: sqlite3.Connection, params: dict[str, int]) -> None:
         conn.execute(
-            "DELETE FROM day_values WHERE site_id = ? AND property = ? AND day = ?",
-            (site, prop, day),
+            "DELETE FROM day_values WHERE site_id = :site AND property = :prop AND day = :day",
+            {**params, "prop": prop},
         )
         conn.execute(
             "INSERT INTO day_values (site_id, property, day, value, visitors, pageviews, events)"
             f" SELECT :site, :prop, :day, * FROM ({select})",
             {**params, "prop": prop},
         )
+
+    return part
+
+
+# A recount in steps of 15-110 ms each at 110k events a day (slots are the longest).
+PARTS = [_slots, _totals, *(_values(prop, select) for prop, select in _VALUES)]
