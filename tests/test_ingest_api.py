@@ -192,3 +192,24 @@ def test_the_server_clock_rules_client_times_are_ignored(admin: Browser) -> None
     with store.reader.locked() as conn:
         (stored,) = conn.execute("SELECT ts FROM events WHERE path = '/claimed'").fetchone()
     assert before <= stored <= time.time()
+
+
+def test_event_ids_are_unique_and_a_forked_child_draws_its_own_prefix() -> None:
+    import os
+    import re
+
+    from appliance.core.ingest import new_event_id
+
+    ids = [new_event_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", event_id) for event_id in ids)
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        os.write(write_end, new_event_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    from_child = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.close(write_end)
+    assert from_child[:16] != ids[0][:16]  # another process, another random prefix
