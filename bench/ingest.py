@@ -26,6 +26,7 @@ from bench.common import (
     HERE,
     UVICORN_FLAGS,
     Appliance,
+    CpuMeter,
     RssSampler,
     free_port,
     rss_mib,
@@ -33,6 +34,10 @@ from bench.common import (
     stop,
     wait_ready,
 )
+
+# Every target gets the same unmeasured load first: connections, caches (user agents, sites)
+# and, for Kafka, the producer's broker connections are warm when the measurement starts.
+WARMUP_S = 2
 
 NGINX_CONF = """daemon off;
 master_process on;
@@ -67,8 +72,10 @@ def bench_nginx(seconds: int, connections: int) -> dict[str, Any]:
         stdout=subprocess.DEVNULL,
     )
     try:
-        wait_ready(f"http://127.0.0.1:{port}/api/events", server)
-        result = run_wrk(f"http://127.0.0.1:{port}/api/events", seconds, connections)
+        url = f"http://127.0.0.1:{port}/api/events"
+        wait_ready(url, server)
+        run_wrk(url, WARMUP_S, connections)
+        result = run_wrk(url, seconds, connections)
         result["processes"] = "nginx: 1 master + 1 worker"
         return result
     finally:
@@ -86,9 +93,11 @@ def bench_starlette(seconds: int, connections: int) -> dict[str, Any]:
     try:
         url = f"http://127.0.0.1:{port}/api/events"
         wait_ready(url, server)
-        with RssSampler(server.pid) as rss:
+        run_wrk(url, WARMUP_S, connections)
+        with RssSampler(server.pid) as rss, CpuMeter(server.pid) as cpu:
             result = run_wrk(url, seconds, connections)
         result["rss_load_mib"] = round(rss.max_mib, 1)
+        result["cpu_us_per_request"] = per_request_us(cpu.used_s, result)
         result["processes"] = "uvicorn: 1"
         return result
     finally:
@@ -114,9 +123,11 @@ def bench_appliance(profile: str, seconds: int, connections: int) -> dict[str, A
         time.sleep(2)  # idle: start-up done, nothing sent yet but the readiness probe
         idle = rss_mib(app.serve.pid)[0]
         tracker = tracker_size(app.url) if profile == "embedded" else None
-        before = app.counted()
-        with RssSampler(app.serve.pid) as rss:
+        warmup = run_wrk(f"{app.url}/api/events", WARMUP_S, connections)
+        before = settled_count(app, warmup["requests"] - warmup["errors"])
+        with RssSampler(app.serve.pid) as rss, CpuMeter(app.serve.pid) as cpu:
             result = run_wrk(f"{app.url}/api/events", seconds, connections)
+        result["cpu_us_per_request"] = per_request_us(cpu.used_s, result)
         result["rss_idle_mib"] = round(idle, 1)
         result["rss_load_mib"] = round(rss.max_mib, 1)
         result["processes"] = (
@@ -137,6 +148,21 @@ def bench_appliance(profile: str, seconds: int, connections: int) -> dict[str, A
         if tracker:
             result["tracker"] = tracker
         return result
+
+
+def per_request_us(cpu_s: float, result: dict[str, Any]) -> float:
+    """The server's CPU per answered request (all of serve's threads), microseconds."""
+    return round(cpu_s / max(result["requests"], 1) * 1e6, 1)
+
+
+def settled_count(app: Appliance, at_least: int, timeout_s: float = 60) -> int:
+    """The count once the warm-up's events are all stored and no straggler moves it."""
+    app.wait_counted(at_least, timeout_s)
+    while True:
+        count = app.counted()
+        time.sleep(0.5)
+        if app.counted() == count:
+            return count
 
 
 def run(seconds: int, connections: int, more_connections: int = 0) -> dict[str, Any]:

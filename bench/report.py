@@ -85,16 +85,16 @@ def write(results: dict[str, Any]) -> str:
         lines += [
             "",
             "## 1. Ingest: POST /api/events (wrk, 1 thread, "
-            f"{results['seconds']} s per target, events.lua)",
+            f"{results['seconds']} s per target after 2 s of unmeasured warm-up, events.lua)",
             "",
             "| target | connections | processes | requests/s | / Starlette | p50 ms | p99 ms "
-            "| non-2xx | stored / accepted | RSS idle / load MiB |",
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| non-2xx | stored / accepted | RSS idle / load MiB | serve CPU µs/request |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, row in ingest.items():
             if "skipped" in row:
                 lines.append(f"| {name} | {row.get('connections')} | skipped: {row['skipped']} "
-                             "||||||||")  # fmt: skip
+                             "|||||||||")  # fmt: skip
                 continue
             base = bases.get(row.get("connections"))
             ratio = f"{row['rps'] / base:.2f}" if base else "-"
@@ -104,7 +104,7 @@ def write(results: dict[str, Any]) -> str:
                 f"| {name} | {row.get('connections')} | {row['processes']} | {row['rps']:,.0f} "
                 f"| {ratio} "
                 f"| {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['errors']} | {stored} "
-                f"| {rss} |"
+                f"| {rss} | {_f(row.get('cpu_us_per_request'))} |"
             )
         lines += [
             "",
@@ -117,7 +117,10 @@ def write(results: dict[str, Any]) -> str:
             "to the connection count: requests in flight when wrk stops are answered and "
             "stored but not counted by wrk. The Kafka profile answers 202 only after the "
             "broker's ack, so with C connections it is bound by C / ack latency: the @N rows "
-            "run Starlette and Kafka again with more connections.",
+            "run Starlette and Kafka again with more connections. `serve CPU` is the CPU time "
+            "all of the server's threads used during the measurement per answered request "
+            "(embedded: ingest and the SQLite writer; Kafka: ingest and the producer): unlike "
+            "requests/s it does not count time spent waiting for a core on a busy machine.",
         ]
         tracker = (ingest.get("appliance_embedded") or {}).get("tracker")
         if tracker:
