@@ -226,3 +226,16 @@ def test_events_go_in_a_few_statements_of_cached_sizes() -> None:
         assert sum(sizes) == rows
         assert all(size & (size - 1) == 0 and size <= _ROWS_PER_INSERT for size in sizes)
         assert len(sizes) <= rows // _ROWS_PER_INSERT + 9
+
+
+def test_a_filtered_series_finds_each_events_bucket_by_binary_search() -> None:
+    """The nested CASEs of `_bucket_of` give the last start at or before a time."""
+    from plugins.store_sqlite.queries import _bucket_of
+
+    conn = sqlite3.connect(":memory:")
+    for count in range(1, 10):
+        starts = [100 * n + n * n for n in range(count)]
+        for ts in range(starts[0], starts[-1] + 50, 7):
+            sql = f"SELECT {_bucket_of('?1', starts)}, ?1"
+            [(found, _)] = conn.execute(sql, (ts,)).fetchall()
+            assert found == max(start for start in starts if start <= ts), (starts, ts)
