@@ -15,11 +15,14 @@
 
 from __future__ import annotations
 
-import json
 import operator
 from collections.abc import Iterable
 
+import msgspec
 import psycopg
+from psycopg import postgres
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 from appliance.core.aggregation import Batch
 from appliance.core.transport import NOTHING_APPLIED, Position
@@ -40,10 +43,26 @@ EVENT_COLUMNS = (
     "country", "region", "screen_width", "screen_height", "props",
 )  # fmt: skip
 _event_fields = operator.attrgetter(*EVENT_COLUMNS[3:-1])  # read from the Event as they are
+# Binary COPY: numbers and jsonb go as they are, not as text the server parses again.
+EVENT_TYPES = ("int8", "float8", "int8", *["text"] * 20, "int4", "int4", "jsonb")
 VISIT_COLUMNS = (
     "visit_id", "site_id", "session_id", "visitor_id", "first_ts", "last_ts", "pageviews",
     "events", "entry_ts", "entry_page", "exit_ts", "exit_page", *ATTRIBUTES,
 )  # fmt: skip
+VISIT_TYPES = (
+    "int8", "int8", "text", "text", "float8", "float8", "int4", "int4", "float8", "text",
+    "float8", "text", *["text"] * len(ATTRIBUTES),
+)  # fmt: skip
+
+
+class PropsDumper(Dumper):
+    """An event's props as binary jsonb (version 1, then the JSON text)."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: object) -> bytes:
+        return b"\x01" + msgspec.json.encode(obj) if obj else b"\x01{}"
 
 
 def write(
@@ -110,17 +129,16 @@ def _write_events(
         f" SELECT {', '.join(VISIT_COLUMNS)} FROM visits WITH NO DATA"
     )
     with conn.cursor() as cursor:
-        with cursor.copy(f"COPY batch_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+        cursor.adapters.register_dumper(None, PropsDumper)
+        copy_events = f"COPY batch_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+        with cursor.copy(copy_events) as copy:
+            copy.set_types(EVENT_TYPES)
             write_row = copy.write_row
             for event, visit_id in zip(events, assignment.visit_ids, strict=True):
-                props = event.props
-                write_row(
-                    (
-                        event.site_id, event.ts, visit_id, *_event_fields(event),
-                        json.dumps(props) if props else "{}",
-                    )
-                )  # fmt: skip
-        with cursor.copy(f"COPY batch_visits ({', '.join(VISIT_COLUMNS)}) FROM STDIN") as copy:
+                write_row((event.site_id, event.ts, visit_id, *_event_fields(event), event.props))
+        copy_visits = f"COPY batch_visits ({', '.join(VISIT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+        with cursor.copy(copy_visits) as copy:
+            copy.set_types(VISIT_TYPES)
             for change in assignment.changes:
                 copy.write_row(change.row())
     conn.execute(_UPSERT_VISITS)
