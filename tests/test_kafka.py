@@ -38,6 +38,8 @@ from tests.kafka_broker import BOOTSTRAP, require_broker, unique
         ({}, "KAFKA.BOOTSTRAP_SERVERS: missing"),
         ({"bootstrap_servers": "localhost"}, "KAFKA.BOOTSTRAP_SERVERS: must be host:port"),
         ({"partitions": 0}, "KAFKA.PARTITIONS: must be between 1 and 10000"),
+        ({"linger_ms": "soon"}, "KAFKA.LINGER_MS: must be"),
+        ({"linger_ms": -0.5}, "KAFKA.LINGER_MS: must be"),
         ({"topic": "page views"}, "KAFKA.TOPIC: must be 1-249 letters"),
         ({"security_protocol": "SASL_SSL"}, "KAFKA.SASL_MECHANISM: missing"),
         (
@@ -56,6 +58,18 @@ def test_bad_kafka_settings_stop_start_up_naming_the_key(
         Appliance.create(data_dir=str(tmp_path), transport="kafka", kafka=kafka)
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_linger_takes_fractions_of_a_millisecond(tmp_path: Path) -> None:
+    settings = {"bootstrap_servers": BOOTSTRAP, "linger_ms": 0.25}
+    appliance = Appliance.create(data_dir=str(tmp_path), transport="kafka", kafka=settings)
+    assert appliance.transport.settings.producer_config()["linger.ms"] == 0.25
+    default = Appliance.create(
+        data_dir=str(tmp_path / "default"),
+        transport="kafka",
+        kafka={"bootstrap_servers": BOOTSTRAP},
+    )
+    assert default.transport.settings.producer_config()["linger.ms"] == 0.5
 
 
 def test_other_transports_never_read_the_kafka_section(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.core.settings import is_int, one_of, require
+from appliance.core.settings import is_int, is_number, one_of, require
 
 NAME = "kafka"
 
@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "sasl_username": "",
     "sasl_password": "",  # a secret: APPLIANCE_KAFKA__SASL_PASSWORD or .secrets.toml
     "ssl_ca_location": "",  # CA bundle file; empty: the system's
-    "linger_ms": 1,
+    "linger_ms": 0.5,  # measured: 0.5 beat 1, 0.2 and 0 at 32 and at 128 connections
     "compression": "lz4",
     # A request waits at most this long for the broker's acknowledgement, then answers 503;
     # librdkafka gives the message up at the same moment, so a 503'd event is never counted.
@@ -86,7 +86,7 @@ def problems(settings: Any) -> list[str]:
         require(settings, "kafka.group_id"),
         require(settings, "kafka.client_id"),
         require(settings, "kafka.security_protocol", one_of(PROTOCOLS)),
-        require(settings, "kafka.linger_ms", is_int(0, 60_000)),
+        require(settings, "kafka.linger_ms", is_number(0, 60_000)),
         require(settings, "kafka.compression", one_of(COMPRESSIONS)),
         require(settings, "kafka.publish_timeout_s", is_int(1, 300)),
         require(settings, "kafka.shutdown_flush_s", is_int(0, 600)),
@@ -117,7 +117,7 @@ class KafkaSettings:
     group_id: str
     client_id: str
     security: dict[str, str] = field(repr=False)  # security.*, sasl.*, ssl.*: has the secret
-    linger_ms: int
+    linger_ms: float
     compression: str
     publish_timeout_s: float
     queue_max_messages: int  # ingest.queue_size: events held before ingest answers 503
@@ -146,7 +146,7 @@ class KafkaSettings:
             group_id=str(kafka.group_id),
             client_id=str(kafka.client_id),
             security=security,
-            linger_ms=int(kafka.linger_ms),
+            linger_ms=float(kafka.linger_ms),
             compression=str(kafka.compression),
             publish_timeout_s=float(kafka.publish_timeout_s),
             queue_max_messages=int(settings.ingest.queue_size),
