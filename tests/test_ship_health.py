@@ -117,6 +117,47 @@ def metered(tmp_path: Path) -> Iterator[Browser]:
         yield browser
 
 
+class ExplodingEnricher:
+    """A plugin's enricher with a bug: it raises on every event."""
+
+    name = "exploding"
+    order = 1
+
+    def enrich(self, event: Any, context: Any) -> Any:
+        raise RuntimeError("enricher bug")
+
+
+class ExplodingPlugin:
+    from appliance import hookimpl
+
+    @hookimpl
+    def register_enrichers(self, appliance: Any) -> list[Any]:
+        return [ExplodingEnricher()]
+
+
+def test_an_ingest_failure_is_a_json_500_and_is_counted(tmp_path: Path) -> None:
+    appliance = make_appliance(
+        tmp_path / "data", extra_plugins=(ExplodingPlugin(),), metrics={"token": TOKEN}
+    )
+    app = create_app(appliance)
+    with make_client(app, raise_server_exceptions=False) as client:
+        browser = Browser(client)
+        assert browser.setup_admin().status_code == 303
+        assert browser.add_domain("example.com").status_code == 201
+        before = scrape(client)
+        answer = client.post("/api/events", json=event("/"))
+        assert answer.status_code == 500
+        assert answer.json() == {"error": "something went wrong"}
+        after = scrape(client)
+        counted = [
+            value(samples, "appliance_http_request_duration_seconds_count",
+                  route="/api/events", method="POST")
+            for samples in (before, after)
+        ]  # fmt: skip
+        assert counted[1] - counted[0] == 1
+        assert appliance.transport.pending() == 0  # nothing of the request was queued
+
+
 def test_metrics_need_the_token_on_the_main_port(tmp_path: Path) -> None:
     appliance = make_appliance(tmp_path / "data", metrics={"token": TOKEN})
     with make_client(create_app(appliance)) as client:

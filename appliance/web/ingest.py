@@ -106,23 +106,26 @@ class EventsEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         method = scope["method"]
-        headers = RequestHeaders(scope["headers"])
-        cors = self._cors(headers.origin)
-        if method == "POST":
-            status, extra, body = await self._post(scope, receive, headers)
-        elif method == "OPTIONS":
-            status, extra, body = 204, PREFLIGHT, b""
-        else:
-            status, extra, body = 405, [(b"allow", ALLOWED_METHODS.encode())], b""
-            body = error_body("not allowed")
-        response = [*cors, *extra]
-        if status != 204:  # a 204 has no content, not even a length
-            response.append((b"content-length", b"%d" % len(body)))
-        if body:
-            response.append(JSON)
-        await send({"type": "http.response.start", "status": status, "headers": response})
-        await send({"type": "http.response.body", "body": body})
-        self.recorder.record(INGEST_ROUTE, method, status, time.perf_counter() - started)
+        status = 500  # what the client gets when something here raises (the app's handler)
+        try:
+            headers = RequestHeaders(scope["headers"])
+            cors = self._cors(headers.origin)
+            if method == "POST":
+                status, extra, body = await self._post(scope, receive, headers)
+            elif method == "OPTIONS":
+                status, extra, body = 204, PREFLIGHT, b""
+            else:
+                status, extra, body = 405, [(b"allow", ALLOWED_METHODS.encode())], b""
+                body = error_body("not allowed")
+            response = [*cors, *extra]
+            if status != 204:  # a 204 has no content, not even a length
+                response.append((b"content-length", b"%d" % len(body)))
+            if body:
+                response.append(JSON)
+            await send({"type": "http.response.start", "status": status, "headers": response})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            self.recorder.record(INGEST_ROUTE, method, status, time.perf_counter() - started)
 
     def _cors(self, origin: str) -> Headers:
         allowed = self.state.cors_origins
