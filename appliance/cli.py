@@ -58,13 +58,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from appliance.app import create_app
+    from appliance.core.gc_tuning import tune_for_throughput
     from appliance.web.protocol import request_timeout_protocol
 
     configure_logging(load_settings())
     appliance = Appliance.create()
     settings = appliance.settings
+    app = create_app(appliance)
+    tune_for_throughput()  # every request allocates; the modules and plugins loaded stay
     uvicorn.run(
-        create_app(appliance),
+        app,
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=settings.log_level,
