@@ -239,3 +239,16 @@ def test_a_filtered_series_finds_each_events_bucket_by_binary_search() -> None:
             sql = f"SELECT {_bucket_of('?1', starts)}, ?1"
             [(found, _)] = conn.execute(sql, (ts,)).fetchall()
             assert found == max(start for start in starts if start <= ts), (starts, ts)
+
+
+def test_the_watermark_is_the_newest_event_of_any_site(store: SqliteAnalyticsStore) -> None:
+    assert store.watermark() is None
+
+    def view(name: str, site: int, ts: float) -> Event:
+        return Event(event_id=name, ts=ts, site_id=site, name="pageview", path="/",
+                     visitor_id="v", session_id="s")  # fmt: skip
+
+    write(store, [[view("a", 1, T0 + 50), view("b", 3, T0 + 10), view("c", 7, T0 - 5)]])
+    assert store.watermark() == T0 + 50
+    write(store, [[view("late", 7, T0 + 99)]])
+    assert store.watermark() == T0 + 99

@@ -62,6 +62,15 @@ def _statement_sizes(rows: int) -> list[int]:
     return sizes
 
 
+_WATERMARK = """
+WITH RECURSIVE sites(id) AS (
+    SELECT min(site_id) FROM events
+    UNION ALL
+    SELECT (SELECT min(site_id) FROM events WHERE site_id > id) FROM sites WHERE id IS NOT NULL
+)
+SELECT max((SELECT max(ts) FROM events WHERE site_id = id)) FROM sites WHERE id IS NOT NULL"""
+
+
 class SqliteAnalyticsStore:
     name = "sqlite"
     role = "persistent"
@@ -170,8 +179,11 @@ class SqliteAnalyticsStore:
     # --- queries ---------------------------------------------------------------------
 
     def watermark(self) -> float | None:
+        """The newest event's time: each site's newest from the (site_id, ts) index, the sites
+        found by skipping from one to the next. A plain max(ts) read the whole index (830 ms
+        at 10M events), and the query layer asks every 0.5 s when Redis is configured."""
         with self.reader.locked() as conn:
-            return conn.execute("SELECT max(ts) FROM events").fetchone()[0]
+            return conn.execute(_WATERMARK).fetchone()[0]
 
     def kpis(self, site_id: int, start: int, end: int, filters: tuple = ()) -> Kpis:
         with self.reader.snapshot() as conn:
