@@ -6,15 +6,20 @@ events, timestamps within the last minute) is published to a fresh topic first. 
 and Redis prefix) starts with one process, and again with two in a new group and database,
 reading the same topic (6 partitions) from the start. Events/s = events stored in Postgres
 (counted with SQL every 0.25 s) from the first stored event to the last; the figure with
-start-up (interpreter, plugins, group join) included is given beside it.
+start-up (interpreter, plugins, group join) included is given beside it, and so is the CPU
+time per 1M events of the processes and of the Postgres server processes serving their
+database (read from /proc between their start and the last stored event): on 2 cores the two
+compete, and Postgres's share bounds what any processor change can gain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -57,6 +62,28 @@ def publish_backlog(topic: str, count: int) -> dict[str, Any]:
     return {"events": count, "publish_s": round(took, 1)}
 
 
+def cpu_s(pid: int | str) -> float:
+    """User + system CPU seconds of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_s(database: str) -> float:
+    """CPU seconds of the Postgres backends connected to `database` (a local server)."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_text()
+        except OSError:
+            continue
+        if command.startswith("postgres") and f" {database} " in command:
+            total += cpu_s(pid)
+    return total
+
+
 def consume(topic: str, count: int, processes: int, timeout_s: float) -> dict[str, Any]:
     app = Appliance("local", sites=())
     app.env["APPLIANCE_KAFKA__TOPIC"] = topic  # the shared backlog
@@ -65,6 +92,7 @@ def consume(topic: str, count: int, processes: int, timeout_s: float) -> dict[st
         dsn = app.env["APPLIANCE_POSTGRES__DSN"]
         with psycopg.connect(dsn, autocommit=True) as conn:
             started = time.monotonic()
+            postgres_before = postgres_cpu_s(app.database)
             workers = [app.start_processor() for _ in range(processes)]
             samplers = [RssSampler(w.pid).__enter__() for w in workers]
             first_at = stored = first_count = 0
@@ -79,6 +107,8 @@ def consume(topic: str, count: int, processes: int, timeout_s: float) -> dict[st
                     if stored and not first_at:
                         first_at, first_count = time.monotonic(), stored
                 done = time.monotonic()
+                postgres_cpu = postgres_cpu_s(app.database) - postgres_before
+                process_cpu = sum(cpu_s(w.pid) for w in workers)
             finally:
                 for sampler in samplers:
                     sampler.__exit__()
@@ -92,6 +122,8 @@ def consume(topic: str, count: int, processes: int, timeout_s: float) -> dict[st
         "events_per_s_with_startup": round(stored / (done - started)),
         "startup_to_first_flush_s": round(first_at - started, 1) if first_at else None,
         "rss_process_backlog_mib": [round(s.max_mib, 1) for s in samplers],
+        "process_cpu_s_per_1m": round(process_cpu / max(stored, 1) * 1e6, 1),
+        "postgres_cpu_s_per_1m": round(postgres_cpu / max(stored, 1) * 1e6, 1),
         "sketches": app.sketches,
     }
 

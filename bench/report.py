@@ -183,8 +183,8 @@ def write(results: dict[str, Any]) -> str:
             lines.append(f"skipped: {proc['skipped']}")
         lines += [
             "| processes | stored | events/s | per process | with start-up | start-up s "
-            "| RSS of process under backlog MiB |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
+            "| RSS of process under backlog MiB | CPU s per 1M events: process, Postgres |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for key in ("processes_1", "processes_2"):
             row = proc.get(key)
@@ -198,7 +198,8 @@ def write(results: dict[str, Any]) -> str:
                 f"| {row['processes']} | {row['stored']:,}{timed_out} "
                 f"| {row['events_per_s']:,} | {row['events_per_s_per_process']:,} "
                 f"| {row['events_per_s_with_startup']:,} | {row['startup_to_first_flush_s']} "
-                f"| {', '.join(str(r) for r in row['rss_process_backlog_mib'])} |"
+                f"| {', '.join(str(r) for r in row['rss_process_backlog_mib'])} "
+                f"| {row.get('process_cpu_s_per_1m')}, {row.get('postgres_cpu_s_per_1m')} |"
             )
 
     queries = results.get("queries")
