@@ -40,6 +40,9 @@ class Batch:
     way, so a processor writing only those never pays for them."""
 
     __slots__ = ("events", "positions", "offsets", "_rollups")
+    events: list[Event]
+    positions: list[Position]
+    offsets: list[Offset]
 
     def __init__(
         self,
