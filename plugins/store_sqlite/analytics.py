@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import operator
 import sqlite3
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ _EVENT_COLUMNS = (
 # handful of statement texts are prepared and cached. SQLite before 3.32 allows only 999
 # variables (26 per row).
 _COLUMNS_PER_ROW = len(_EVENT_COLUMNS) + 2
+_event_columns = operator.attrgetter(*_EVENT_COLUMNS)  # one C call per event, not 24 getattrs
 _ROWS_PER_INSERT = 512 if sqlite3.sqlite_version_info >= (3, 32) else 32
 
 
@@ -126,8 +128,9 @@ class SqliteAnalyticsStore:
             if batch is None:
                 return False
             assigned = visits.assign(conn, batch.events)
+            columns = _event_columns
             values = [
-                (*(getattr(e, column) for column in _EVENT_COLUMNS), json.dumps(e.props), v)
+                (*columns(e), json.dumps(e.props) if e.props else "{}", v)
                 for e, v in zip(batch.events, assigned.visit_ids, strict=True)
             ]
             start = 0

@@ -13,6 +13,7 @@ first; migration 0003 used the first event's rowid instead); events carry it in 
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
@@ -52,10 +53,15 @@ class _Row:
     def of(cls, event: Event) -> _Row:
         return cls(
             event.event_id, event.ts, event.name, event.path, event.visitor_id,
-            (event.referrer_source, event.referrer, event.utm_source, event.utm_medium,
-             event.utm_campaign, event.utm_term, event.utm_content, event.country,
-             event.browser, event.os, event.device, screen_class(event.screen_width)),
+            (*_first_event_attributes(event), screen_class(event.screen_width)),
         )  # fmt: skip
+
+
+# A visit's attributes but the screen class (computed from the width), in ATTRIBUTES order.
+_first_event_attributes = operator.attrgetter(
+    "referrer_source", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
+    "utm_content", "country", "browser", "os", "device",
+)  # fmt: skip
 
 
 @dataclass(slots=True)
