@@ -130,4 +130,3 @@ class CoreCollector:
 
 def counter(name: str, help_text: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(f"appliance_{name}", help_text, value=value)
-

@@ -114,8 +114,15 @@ def test_build_context_holds_what_the_build_copies_and_no_secret() -> None:
     for source in sources:
         assert (ROOT / source).exists(), source
         assert dockerignore_allows(source.rstrip("/")), f"{source} is not sent to the builder"
-    for kept_out in (".secrets.toml", "appliance.toml", "data/secret_key", ".venv/bin/python",
-                     ".git/config", "tests/conftest.py", "appliance/__pycache__/cli.pyc"):
+    for kept_out in (
+        ".secrets.toml",
+        "appliance.toml",
+        "data/secret_key",
+        ".venv/bin/python",
+        ".git/config",
+        "tests/conftest.py",
+        "appliance/__pycache__/cli.pyc",
+    ):
         assert not dockerignore_allows(kept_out), kept_out  # fmt: skip
     assert dockerignore_allows("appliance/cli.py") and dockerignore_allows("plugins/x/y.sql")
 
@@ -222,8 +229,13 @@ def test_readme_states_the_seeds_ports_and_checklist() -> None:
     production = section("Production")
     for port in ("9003", "9002", "6379", "5432"):
         assert f"| {port}" in production, port
-    for item in ("Restricted ingress", "Redis password", "TLS to the database",
-                 "Rate limiting on `/api/events`", "Monitoring and alerting"):
+    for item in (
+        "Restricted ingress",
+        "Redis password",
+        "TLS to the database",
+        "Rate limiting on `/api/events`",
+        "Monitoring and alerting",
+    ):
         assert f"- [ ] **{item}" in production, item  # fmt: skip
     for key in ("ingest.rate_limit_per_ip", "ingest.rate_limit_per_site", "sslmode"):
         assert key in production
@@ -264,9 +276,7 @@ def resolve(text: str, values: dict[str, str]) -> str:
     return text
 
 
-def environment_of(
-    compose: dict[str, Any], service: str, values: dict[str, str]
-) -> dict[str, str]:
+def environment_of(compose: dict[str, Any], service: str, values: dict[str, str]) -> dict[str, str]:
     return {
         name: resolve(str(value), values)
         for name, value in compose["services"][service]["environment"].items()

@@ -87,9 +87,7 @@ def test_all_services_up_exit_zero_with_one_line_each(env: dict[str, str]) -> No
     assert "appliance:appliance@" not in result.stdout + result.stderr  # no credentials
 
 
-def test_redis_stopped_fails_naming_redis_and_its_fix(
-    env: dict[str, str], tmp_path: Path
-) -> None:
+def test_redis_stopped_fails_naming_redis_and_its_fix(env: dict[str, str], tmp_path: Path) -> None:
     migrate(env)
     own_redis = RedisServer(tmp_path / "redis").start()
     try:

@@ -54,9 +54,7 @@ def _stats_operation(summary: str, extra: list[dict[str, Any]]) -> dict[str, Any
 
 @functools.cache
 def description() -> dict[str, Any]:
-    (event_schema,), components = msgspec.json.schema_components(
-        (IncomingEvent,), ref_template=REF
-    )
+    (event_schema,), components = msgspec.json.schema_components((IncomingEvent,), ref_template=REF)
     components["Error"] = {
         "type": "object",
         "required": ["error"],
@@ -97,14 +95,26 @@ def description() -> dict[str, Any]:
             "/api/analytics/kpis": _stats_operation("Visitors, pageviews, visits...", []),
             "/api/analytics/timeseries": _stats_operation(
                 "Gap-free time series",
-                [{"name": "interval", "in": "query",
-                  "schema": {"type": "string", "enum": list(INTERVALS)}}],  # fmt: skip
+                [
+                    {
+                        "name": "interval",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": list(INTERVALS)},
+                    }
+                ],  # fmt: skip
             ),
             "/api/analytics/top-pages": _stats_operation("Most viewed pages", [limit]),
             "/api/analytics/breakdown": _stats_operation(
                 "Visitors and pageviews grouped by a property",
-                [{"name": "property", "in": "query", "required": True,
-                  "schema": {"type": "string", "enum": list(PROPERTIES)}}, limit],  # fmt: skip
+                [
+                    {
+                        "name": "property",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "enum": list(PROPERTIES)},
+                    },
+                    limit,
+                ],  # fmt: skip
             ),
         },
     }

@@ -50,9 +50,7 @@ class BrokerCheck:
 
     def _client(self) -> AdminClient:
         if self._admin is None:
-            self._admin = AdminClient(
-                self.settings.client_config() | {"error_cb": self._on_error}
-            )
+            self._admin = AdminClient(self.settings.client_config() | {"error_cb": self._on_error})
         return self._admin
 
     def _on_error(self, error: KafkaError) -> None:

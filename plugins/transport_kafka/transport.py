@@ -165,7 +165,6 @@ class KafkaTransport:
             return
 
 
-
 async def _cancel(task: asyncio.Task[None] | None) -> None:
     if task is not None and not task.done():
         task.cancel()
