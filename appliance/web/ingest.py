@@ -26,6 +26,7 @@ from appliance.web.security import forwarded_client
 # sendBeacon sends text/plain; fetch from the tracker sends JSON.
 ACCEPTED_TYPES = frozenset({"application/json", "text/plain", ""})
 ALLOWED_METHODS = "POST, OPTIONS"
+ALLOW = (b"allow", ALLOWED_METHODS.encode())
 
 Headers = list[tuple[bytes, bytes]]
 JSON = (b"content-type", b"application/json")
@@ -115,8 +116,7 @@ class EventsEndpoint:
             elif method == "OPTIONS":
                 status, extra, body = 204, PREFLIGHT, b""
             else:
-                status, extra, body = 405, [(b"allow", ALLOWED_METHODS.encode())], b""
-                body = error_body("not allowed")
+                status, extra, body = 405, [ALLOW], error_body("not allowed")
             response = [*cors, *extra]
             if status != 204:  # a 204 has no content, not even a length
                 response.append((b"content-length", b"%d" % len(body)))
