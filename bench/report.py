@@ -191,7 +191,7 @@ def write(results: dict[str, Any]) -> str:
             if not row:
                 continue
             if "skipped" in row:
-                lines.append(f"| {key} | skipped: {row['skipped']} ||||||")
+                lines.append(f"| {key} | skipped: {row['skipped']} |||||||")
                 continue
             timed_out = "" if row["complete"] else " (timed out)"
             lines.append(
