@@ -70,8 +70,11 @@ def rss_mib(pid: int) -> tuple[float, float]:
 
 
 def cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process (all its threads) has used so far."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
+    """User + system CPU seconds a process (all its threads) has used so far (0 once gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 

@@ -125,9 +125,10 @@ def write(results: dict[str, Any]) -> str:
             "stored but not counted by wrk. The Kafka profile answers 202 only after the "
             "broker's ack, so with C connections it is bound by C / ack latency: the @N rows "
             "run Starlette and Kafka again with more connections. `serve CPU` is the CPU time "
-            "all of the server's threads used during the measurement per answered request "
-            "(embedded: ingest and the SQLite writer; Kafka: ingest and the producer): unlike "
-            "requests/s it does not count time spent waiting for a core on a busy machine.",
+            "all of the server's threads used per 2xx answer, from the start of the measurement "
+            "until every 202 is stored (embedded: ingest and the SQLite writer; Kafka: ingest "
+            "and the producer): unlike requests/s it does not count time spent waiting for a "
+            "core on a busy machine.",
         ]
         tracker = (ingest.get("appliance_embedded") or {}).get("tracker")
         if tracker:
