@@ -114,6 +114,22 @@ def test_a_body_sent_in_pieces_is_read_whole_and_still_limited(admin: Browser) -
     assert "16384" in response.json()["error"]
 
 
+def test_ingest_works_under_a_root_path(tmp_path: Path) -> None:
+    """Served under a prefix (a proxy's root path, or mounted in another app)."""
+    app = create_app(make_appliance(tmp_path / "data"))
+    with make_client(app, root_path="/analytics") as client:
+        browser = Browser(client)
+        assert browser.setup_admin().status_code == 303
+        assert browser.add_domain("example.com").status_code == 201
+        response = client.post("/analytics/api/events", json=event("/prefixed"))
+        assert response.status_code == 202, response.text
+        assert response.json() == {"accepted": 1, "filtered": 0}
+        wait_for(lambda: kpis(browser)["pageviews"] == 1)
+        client.cookies.clear()  # a visitor of a tracked site: no cookie may be set on them
+        assert "set-cookie" not in client.get("/analytics/tracker.js").headers
+        assert "set-cookie" in client.get("/analytics/login").headers  # pages do set one
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "HEAD"])
 def test_other_methods_are_405_naming_the_allowed_ones(admin: Browser, method: str) -> None:
     response = admin.client.request(method, "/api/events")

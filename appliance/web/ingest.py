@@ -21,7 +21,7 @@ from appliance.core.ingest import IngestPipeline, UnknownDomain
 from appliance.core.ratelimit import RateLimited
 from appliance.core.transport import TransportFull, TransportUnavailable
 from appliance.web.metrics import INGEST_ROUTE, RequestRecorder
-from appliance.web.security import forwarded_client
+from appliance.web.security import forwarded_client, route_path
 
 # sendBeacon sends text/plain; fetch from the tracker sends JSON.
 ACCEPTED_TYPES = frozenset({"application/json", "text/plain", ""})
@@ -189,7 +189,7 @@ class IngestLane:
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == INGEST_ROUTE:
+        if scope["type"] == "http" and route_path(scope) == INGEST_ROUTE:
             await self.endpoint(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -115,6 +115,13 @@ def forwarded_client(peer: str, forwarded_for: str, trusted_proxies: frozenset[s
 
 # --- middleware -------------------------------------------------------------------------
 
+
+def route_path(scope: Scope) -> str:
+    """The path the app routes on: without the root path it is mounted or served under."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 _SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
@@ -141,7 +148,7 @@ class BrowserSecurityMiddleware:
         self.secure_cookies = secure_cookies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in TRACKING_PATHS:
+        if scope["type"] != "http" or route_path(scope) in TRACKING_PATHS:
             await self.app(scope, receive, send)
             return
         new_nonce = None
