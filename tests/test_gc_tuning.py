@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from appliance.core.gc_tuning import GEN0_THRESHOLD, tune_for_throughput
+from appliance.core.gc_tuning import GEN0_THRESHOLD, GEN1_THRESHOLD, tune_for_throughput
 
 
 @pytest.fixture
@@ -33,4 +33,18 @@ def test_cycles_are_freed_without_an_explicit_collect(tuned: None) -> None:
     assert cycle() is not None  # reference counting alone cannot free it
     allocated = [[] for _ in range(GEN0_THRESHOLD + 1)]  # a flush's worth of containers
     assert len(allocated) > GEN0_THRESHOLD
+    assert cycle() is None
+
+
+def test_a_cycle_that_outlived_a_young_collection_is_freed_within_a_million_allocations(
+    tuned: None,
+) -> None:
+    assert GEN0_THRESHOLD * GEN1_THRESHOLD <= 1_000_000  # the bound this test relies on
+    node = Node()
+    cycle = weakref.ref(node)
+    survivors = [[] for _ in range(GEN0_THRESHOLD + 1)]  # a young collection runs: it survives
+    del node
+    assert cycle() is not None  # garbage now, but in the middle generation
+    more = [[] for _ in range(GEN0_THRESHOLD * (GEN1_THRESHOLD + 1))]
+    assert len(survivors) + len(more) > GEN0_THRESHOLD * GEN1_THRESHOLD
     assert cycle() is None
