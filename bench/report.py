@@ -128,7 +128,9 @@ def write(results: dict[str, Any]) -> str:
             "all of the server's threads used per 2xx answer, from the start of the measurement "
             "until every 202 is stored (embedded: ingest and the SQLite writer; Kafka: ingest "
             "and the producer): unlike requests/s it does not count time spent waiting for a "
-            "core on a busy machine.",
+            "core on a busy machine. Before the first target, a throwaway Kafka deployment "
+            "loads the broker for 20 s: a broker JVM that just started answers about a third "
+            "slower for its first half-minute.",
         ]
         tracker = (ingest.get("appliance_embedded") or {}).get("tracker")
         if tracker:
