@@ -8,6 +8,9 @@ differ between them (the Postgres and SQLite stores are tested to give the same 
 from __future__ import annotations
 
 import hashlib
+import operator
+
+from appliance.core.event import Event
 
 VISIT_GAP_S = 1800  # a gap this long ends a visit (README, "Visits")
 # What a visit takes from its first event (filterable, and a breakdown each).
@@ -27,6 +30,18 @@ def screen_class(width: int) -> str:
         if width < bound:
             return name
     return "Desktop"
+
+
+# The event fields behind ATTRIBUTES but the last (screen, a class of the viewport width).
+_EVENT_FIELDS = operator.attrgetter(
+    "referrer_source", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
+    "utm_content", "country", "browser", "os", "device",
+)  # fmt: skip
+
+
+def first_event_attributes(event: Event) -> tuple[str, ...]:
+    """The ATTRIBUTES a visit takes from `event`, in that order."""
+    return (*_EVENT_FIELDS(event), screen_class(event.screen_width))
 
 
 def screen_class_sql(column: str) -> str:

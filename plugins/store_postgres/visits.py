@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from appliance.core.event import PAGEVIEW, Event
-from appliance.core.visits import ATTRIBUTES, VISIT_GAP_S, screen_class, visit_id_for
+from appliance.core.visits import ATTRIBUTES, VISIT_GAP_S, first_event_attributes, visit_id_for
 
 # (site_id, session_id)
 SessionKey = tuple[int, str]
@@ -21,14 +21,6 @@ SessionKey = tuple[int, str]
 # The latest not-yet-closed visit of a session, as stored: (visit_id, first_ts, last_ts).
 # A plain tuple: a processor keeps one per open session in memory (open_visits.py).
 OpenVisit = tuple[int, float, float]
-
-
-def first_event_attributes(event: Event) -> tuple[str, ...]:
-    return (
-        event.referrer_source, event.referrer, event.utm_source, event.utm_medium,
-        event.utm_campaign, event.utm_term, event.utm_content, event.country, event.browser,
-        event.os, event.device, screen_class(event.screen_width),
-    )  # fmt: skip
 
 
 @dataclass(slots=True)

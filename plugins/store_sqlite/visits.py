@@ -13,7 +13,6 @@ first; migration 0003 used the first event's rowid instead); events carry it in 
 
 from __future__ import annotations
 
-import operator
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
@@ -21,7 +20,13 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from appliance.core.event import PAGEVIEW, Event
-from appliance.core.visits import ATTRIBUTES, VISIT_GAP_S, screen_class, visit_id_for
+from appliance.core.visits import (
+    ATTRIBUTES,
+    VISIT_GAP_S,
+    first_event_attributes,
+    screen_class,
+    visit_id_for,
+)
 
 COLUMNS = (
     "visit_id", "site_id", "session_id", "visitor_id", "first_ts", "last_ts", "pageviews",
@@ -53,15 +58,8 @@ class _Row:
     def of(cls, event: Event) -> _Row:
         return cls(
             event.event_id, event.ts, event.name, event.path, event.visitor_id,
-            (*_first_event_attributes(event), screen_class(event.screen_width)),
+            first_event_attributes(event),
         )  # fmt: skip
-
-
-# A visit's attributes but the screen class (computed from the width), in ATTRIBUTES order.
-_first_event_attributes = operator.attrgetter(
-    "referrer_source", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
-    "utm_content", "country", "browser", "os", "device",
-)  # fmt: skip
 
 
 @dataclass(slots=True)
