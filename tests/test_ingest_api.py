@@ -229,3 +229,18 @@ def test_event_ids_are_unique_and_a_forked_child_draws_its_own_prefix() -> None:
     os.close(read_end)
     os.close(write_end)
     assert from_child[:16] != ids[0][:16]  # another process, another random prefix
+
+
+def test_several_forwarded_for_headers_are_one_list_for_every_reader() -> None:
+    """A client's own X-Forwarded-For line comes first; the trusted proxy's line is last and
+    names the client. Ingest and the other readers (pixel, login throttling) agree."""
+    from starlette.requests import Request
+
+    from appliance.web.ingest import RequestHeaders
+    from appliance.web.security import client_ip, forwarded_client
+
+    raw = [(b"x-forwarded-for", b"198.51.100.7"), (b"x-forwarded-for", b"203.0.113.9")]
+    scope = {"type": "http", "headers": raw, "client": ("10.0.0.1", 4000)}
+    trusted = frozenset({"10.0.0.1"})
+    assert client_ip(Request(scope), trusted) == "203.0.113.9"
+    assert forwarded_client("10.0.0.1", RequestHeaders(raw).forwarded_for, trusted) == "203.0.113.9"

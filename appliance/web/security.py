@@ -98,7 +98,9 @@ def client_ip(request: Request, trusted_proxies: frozenset[str]) -> str:
     peer = request.client.host if request.client else ""
     if peer not in trusted_proxies:
         return peer
-    return forwarded_client(peer, request.headers.get("x-forwarded-for", ""), trusted_proxies)
+    # Several X-Forwarded-For headers are one list (RFC 9110), the proxy's own line last.
+    forwarded_for = ", ".join(request.headers.getlist("x-forwarded-for"))
+    return forwarded_client(peer, forwarded_for, trusted_proxies)
 
 
 def forwarded_client(peer: str, forwarded_for: str, trusted_proxies: frozenset[str]) -> str:
