@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from appliance.core.aggregation import DAY, Batch
+from appliance.core.aggregation import DAY, Batch, aggregate
 from appliance.core.event import Event
 from appliance.core.filters import PROPERTIES
 from appliance.core.transport import Offset, Position
@@ -217,7 +217,7 @@ def load(store: Any, total: int, days: int, end: float, flush: int) -> dict[str,
             position = Position("bench", "0", offset, offset + len(chunk) - 1)
             # The processor folds each delivery once for all stores (aggregate()); this store
             # computes its rollups in SQL, so the load times the store alone.
-            write_until_held(store, Batch(chunk, [position], {}, {}, {}, offsets))
+            write_until_held(store, aggregate(chunk, [position], offsets))
             offset += len(chunk)
         loaded += len(day_events)
         elapsed = time.monotonic() - started
@@ -340,7 +340,7 @@ def small_flushes(store: Any, end: float, runs: int) -> dict[str, float]:
         positions = [Position("bench", "0", offset, offset + 99)]
         offsets = [Offset("bench", "0", offset + i) for i in range(100)]
         started = time.perf_counter()
-        store.write_batch(Batch(events, positions, {}, {}, {}, offsets))
+        store.write_batch(aggregate(events, positions, offsets))
         if run >= 3:
             samples.append((time.perf_counter() - started) * 1000)
         offset, ts = offset + 100, events[-1].ts + 1

@@ -1,8 +1,8 @@
-"""Fold a delivery of events into per-site, per-path minute and hour rollups.
+"""A delivery of events as a Batch, with per-site, per-path minute and hour rollups on demand.
 
-The result, a Batch, is what every store receives on a flush: the raw events, the rollups
-and the transport positions the batch covers, with each event's offset (so a store can apply
-it exactly once, even when part of it was applied before).
+A Batch is what every store receives on a flush: the raw events, the rollups (folded when
+first read) and the transport positions the batch covers, with each event's offset (so a
+store can apply it exactly once, even when part of it was applied before).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ Rollups = tuple[dict[RollupKey, Counters], dict[RollupKey, Counters], dict[Event
 
 class Batch:
     """What a flush hands each store. The rollups (`minute`, `hour`, `custom_events`) are
-    folded on first use only: the Postgres and Redis stores fold the raw events their own
-    way, so a processor writing only those never pays for them."""
+    folded on first use only: the built-in stores fold the raw events their own way, so only
+    a plugin that reads them (a sink, say) pays for them."""
 
     __slots__ = ("events", "positions", "offsets", "_rollups")
     events: list[Event]
