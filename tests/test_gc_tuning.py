@@ -48,3 +48,18 @@ def test_a_cycle_that_outlived_a_young_collection_is_freed_within_a_million_allo
     more = [[] for _ in range(GEN0_THRESHOLD * (GEN1_THRESHOLD + 1))]
     assert len(survivors) + len(more) > GEN0_THRESHOLD * GEN1_THRESHOLD
     assert cycle() is None
+
+
+def test_a_flushs_visit_objects_are_not_tracked_by_the_collector() -> None:
+    """Each young collection during a Postgres flush walked every visit change made so far."""
+    from appliance.core.event import Event
+    from plugins.store_postgres.visits import assign
+
+    events = [
+        Event(event_id=f"e{i}", ts=1_790_000_000.0 + i, site_id=1, name="pageview",
+              path=f"/{i % 3}", visitor_id="v", session_id=f"s{i % 4}")
+        for i in range(12)
+    ]  # fmt: skip
+    assignment = assign(events, {1: {"s0": (7, 1_790_000_000.0, 1_790_000_000.0)}})
+    assert len(assignment.changes) == 4
+    assert not any(gc.is_tracked(change) for change in assignment.changes)

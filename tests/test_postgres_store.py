@@ -382,3 +382,21 @@ def test_retention_drops_whole_months_of_raw_events_and_keeps_the_rollups(
     assert store.kpis(SITE, *july, ()).pageviews == 1  # the rollups remember it
     assert store.kpis(SITE, *july, (Filter("page", "==", "/"),)).pageviews == 0  # raw: gone
     assert store.expire(now=T0) == []
+
+
+def test_one_flush_across_a_month_boundary_creates_both_months_partitions(
+    store: PostgresAnalyticsStore, dsn: str
+) -> None:
+    # 2026-10-31 23:59:59.5 and 2026-11-01 00:00:00 UTC (ensure() looks months up by UTC day)
+    november = 1_793_491_200
+    events = [
+        Event(event_id=f"e{i}", ts=ts, site_id=SITE, name="pageview", path="/",
+              visitor_id="v", session_id="s")
+        for i, ts in enumerate([november - 0.5, float(november)])
+    ]  # fmt: skip
+    write_in_flushes(store, events, 2)
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT tableoid::regclass::text, count(*) FROM events GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    assert rows == [("events_2026_10", 1), ("events_2026_11", 1)]

@@ -79,7 +79,9 @@ _EVENT_COUNTS = (
 
 
 def fold_events(sketches: Sketches) -> list[str]:
-    """Statements folding `batch_events` into rollup_site, _page, _event and _prop."""
+    """Statements folding `batch_events` into rollup_site, _page, _event and _prop (only the
+    events with props are expanded: calling jsonb_each_text on 20,000 empty ones cost 15 ms
+    a flush)."""
     visitor = ADD_VISITOR.format("e.visitor_id")
     # A page's visitors are those who viewed it: its custom events count, their senders don't.
     viewer = f"{visitor} FILTER (WHERE e.name = 'pageview')"
@@ -90,7 +92,7 @@ def fold_events(sketches: Sketches) -> list[str]:
         Fold("rollup_event", (("name", "e.name"),), (("events", "count(*)"),), visitor,
              "FROM batch_events e WHERE e.name <> 'pageview'", "e.ts"),
         Fold("rollup_prop", (("name", "e.name"), ("pair", PAIR)), (("events", "count(*)"),),
-             visitor, f"FROM batch_events e {PROPS}", "e.ts"),
+             visitor, f"FROM batch_events e {PROPS} WHERE e.props <> '{{}}'", "e.ts"),
     ]  # fmt: skip
     return [_statement(fold, sketches) for fold in folds]
 

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Iterable
 
@@ -186,6 +187,7 @@ def _close_cutoffs(batch: Batch) -> tuple[list[int], list[float]]:
     """Per site in the batch: visits whose last event is before this are over."""
     newest: dict[int, float] = {}
     for event in batch.events:
-        newest[event.site_id] = max(newest.get(event.site_id, event.ts), event.ts)
+        if event.ts > newest.get(event.site_id, -math.inf):
+            newest[event.site_id] = event.ts
     cutoff = VISIT_GAP_S + CLOSE_MARGIN_S
     return list(newest), [ts - cutoff for ts in newest.values()]
