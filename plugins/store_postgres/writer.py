@@ -143,7 +143,9 @@ def _write_events(
             for change in assignment.changes:
                 copy.write_row(change.row())
     conn.execute(_UPSERT_VISITS)
-    conn.execute("INSERT INTO events SELECT * FROM batch_events")
+    # In the order of events_site_path: consecutive rows go to the same index pages (7.0 ->
+    # 5.8 s of Postgres per 1M events; arrival order scattered them over every page's leaf).
+    conn.execute("INSERT INTO events SELECT * FROM batch_events ORDER BY site_id, path, ts")
     for statement in rollups.fold_events(sketches):
         conn.execute(statement)
     closed = conn.execute(rollups.close_visits(sketches), _close_cutoffs(batch)).fetchall()
