@@ -54,6 +54,10 @@ def test_an_async_hook_is_named_when_it_fails_while_awaited(tmp_path: Path) -> N
         "plugin 'BrokenStartup' failed in hook startup:"
         " ConnectionRefusedError: the plugin's backend is down"
     )
+    # Nobody calls stop() after a failed start: start() released what it had opened.
+    for store in appliance.stores:
+        with pytest.raises(RuntimeError, match="not open"):
+            store.reader  # noqa: B018
 
 
 def broken_distribution(site: Path) -> None:

@@ -118,16 +118,35 @@ class Appliance:
         (Kafka) turns it off and runs `appliance process` instead.
         """
         await self.open_stores()
-        await self.transport.start()
-        if serve:
-            await self.sites.start()
-        if process is None:
-            process = self.settings.processor.embedded
-        if process:
-            await self.processor.subscribe()  # TransportUnavailable if the broker never answers
-            self._processor_task = asyncio.create_task(self.processor.run(), name="processor")
-        for result in self.manager.hook.startup(appliance=self):
-            await await_me_maybe(result)
+        try:
+            await self.transport.start()
+            if serve:
+                await self.sites.start()
+            if process is None:
+                process = self.settings.processor.embedded
+            if process:
+                # TransportUnavailable if the broker never answers
+                await self.processor.subscribe()
+                self._processor_task = asyncio.create_task(self.processor.run(), name="processor")
+            for result in self.manager.hook.startup(appliance=self):
+                await await_me_maybe(result)
+        except BaseException:
+            # Nobody calls stop() after a failed start: release what it had opened (a
+            # store's connections, the SQLite writer process) before the error goes on.
+            await self._abandon_start()
+            raise
+
+    async def _abandon_start(self) -> None:
+        if self._processor_task is not None:
+            self._processor_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._processor_task
+            self._processor_task = None
+        for release in (self.transport.close, self.sites.stop, self.close_stores):
+            try:
+                await release()
+            except Exception:
+                log.exception("releasing what a failed start had opened")
 
     async def stop(self) -> None:
         """Flush everything accepted, then close; the order matters for 'lose nothing'."""
