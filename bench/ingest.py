@@ -29,9 +29,9 @@ from bench.common import (
     CpuMeter,
     RssSampler,
     free_port,
-    rss_mib,
     run_wrk,
     stop,
+    tree_rss_mib,
     wait_ready,
 )
 
@@ -125,7 +125,7 @@ def bench_appliance(profile: str, seconds: int, connections: int) -> dict[str, A
         if profile != "embedded":
             app.start_processor()
         time.sleep(2)  # idle: start-up done, nothing sent yet but the readiness probe
-        idle = rss_mib(app.serve.pid)[0]
+        idle = tree_rss_mib(app.serve.pid)
         tracker = tracker_size(app.url) if profile == "embedded" else None
         warmup = run_wrk(f"{app.url}/api/events", WARMUP_S, connections)
         before = settled_count(app, warmup["requests"] - warmup["errors"])
@@ -145,7 +145,7 @@ def bench_appliance(profile: str, seconds: int, connections: int) -> dict[str, A
         result["rss_idle_mib"] = round(idle, 1)
         result["rss_load_mib"] = round(rss.max_mib, 1)
         result["processes"] = (
-            "appliance serve: 1 (ingest + processor + SQLite in one process)"
+            "appliance serve: 1 (ingest + processor) + its SQLite writer process"
             if profile == "embedded"
             else "appliance serve: 1 + appliance process: 1 (SQLite)"
         )

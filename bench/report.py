@@ -116,8 +116,11 @@ def write(results: dict[str, Any]) -> str:
         lines += [
             "",
             "Each server gets one process: the machine has 2 cores and wrk needs one of them; "
-            "`appliance serve` has no worker option (the embedded profile's in-process queue, "
-            "processor and SQLite writer live in that one process, so it cannot be forked). "
+            "`appliance serve` has no worker option (the embedded profile's in-process queue "
+            "and processor live in that one process, so it cannot be forked); its SQLite "
+            "flushes are written by a child process (`sqlite.writer_process`), so they use the "
+            "second core instead of taking turns with the web server for the GIL. CPU and RSS "
+            "of serve include that child. "
             "The Kafka profile runs `serve` + one `appliance process` (the same 2 cores are "
             "shared by wrk, serve, process and the broker). Per-site rate limit raised "
             "(all load is one site) but still checked. `stored` may exceed wrk's count by up "
@@ -125,12 +128,12 @@ def write(results: dict[str, Any]) -> str:
             "stored but not counted by wrk. The Kafka profile answers 202 only after the "
             "broker's ack, so with C connections it is bound by C / ack latency: the @N rows "
             "run Starlette and Kafka again with more connections. `serve CPU` is the CPU time "
-            "all of the server's threads used per 2xx answer, from the start of the measurement "
-            "until every 202 is stored (embedded: ingest and the SQLite writer; Kafka: ingest "
-            "and the producer): unlike requests/s it does not count time spent waiting for a "
-            "core on a busy machine. Before the first target, a throwaway Kafka deployment "
-            "loads the broker for 20 s: a broker JVM that just started answers about a third "
-            "slower for its first half-minute.",
+            "all of the server's threads and child processes used per 2xx answer, from the "
+            "start of the measurement until every 202 is stored (embedded: ingest and the "
+            "SQLite writer process; Kafka: ingest and the producer): unlike requests/s it does "
+            "not count time spent waiting for a core on a busy machine. Before the first "
+            "target, a throwaway Kafka deployment loads the broker for 20 s: a broker JVM "
+            "that just started answers about a third slower for its first half-minute.",
         ]
         tracker = (ingest.get("appliance_embedded") or {}).get("tracker")
         if tracker:

@@ -2,7 +2,9 @@
 
 Settings: ``stores`` contains ``"sqlite"`` to keep analytics here; ``account_store =
 "sqlite"`` to keep accounts here; ``sqlite.analytics_file`` and ``sqlite.accounts_file``
-name the files (relative to ``data_dir``).
+name the files (relative to ``data_dir``); ``sqlite.writer_process`` (default true) writes
+the analytics store's flushes from a child process, so the writes don't take the web server's
+GIL (see writer_process.py).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from appliance import hookimpl
-from appliance.core.settings import data_dir, require
+from appliance.core.settings import data_dir, is_bool, require
 from plugins.store_sqlite.accounts import SqliteAccountStore
 from plugins.store_sqlite.analytics import SqliteAnalyticsStore
 
@@ -19,7 +21,13 @@ NAME = "sqlite"
 
 @hookimpl
 def settings_defaults() -> dict[str, Any]:
-    return {"sqlite": {"analytics_file": "analytics.db", "accounts_file": "accounts.db"}}
+    return {
+        "sqlite": {
+            "analytics_file": "analytics.db",
+            "accounts_file": "accounts.db",
+            "writer_process": True,
+        }
+    }
 
 
 @hookimpl
@@ -27,6 +35,7 @@ def validate_settings(settings: Any) -> list[str]:
     problems = [
         require(settings, "sqlite.analytics_file"),
         require(settings, "sqlite.accounts_file"),
+        require(settings, "sqlite.writer_process", is_bool),
     ]
     return [problem for problem in problems if problem]
 
@@ -44,4 +53,5 @@ def register_stores(appliance: Any) -> list[SqliteAnalyticsStore]:
     settings = appliance.settings
     if NAME not in settings.stores:
         return []
-    return [SqliteAnalyticsStore(data_dir(settings) / settings.sqlite.analytics_file)]
+    path = data_dir(settings) / settings.sqlite.analytics_file
+    return [SqliteAnalyticsStore(path, writer_process=settings.sqlite.writer_process)]

@@ -22,6 +22,7 @@ from appliance.core.aggregation import Batch
 from appliance.core.stores import BreakdownRow, Kpis, PageRow, SeriesPoint
 from plugins.store_sqlite import daily, queries, visits, whole_days
 from plugins.store_sqlite.db import Database, migrate
+from plugins.store_sqlite.writer_process import WriterProcess
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "analytics"
 TABLES = (
@@ -73,6 +74,59 @@ WITH RECURSIVE sites(id) AS (
 SELECT max((SELECT max(ts) FROM events WHERE site_id = id)) FROM sites WHERE id IS NOT NULL"""
 
 
+def apply_batch(db: Database, batch: Batch, settle_share: float, settle_min_s: float) -> bool:
+    """Write the part of `batch` past the offsets applied so far, in one transaction.
+
+    The processor already sends only what this store lacks; checking again inside the
+    transaction makes a stale view (two processors during a rebalance) skip, never double.
+    A flush recounts dirty days (daily.settle) for `settle_share` of its own time, at least
+    `settle_min_s`. False when nothing of the batch was new.
+    """
+    begun = time.perf_counter()
+    with db.transaction() as conn:
+        lacking = _lacking_part(conn, batch)
+        if lacking is None:
+            return False
+        assigned = visits.assign(conn, lacking.events)
+        columns = _event_columns
+        values = [
+            (*columns(e), json.dumps(e.props) if e.props else "{}", v)
+            for e, v in zip(lacking.events, assigned.visit_ids, strict=True)
+        ]
+        start = 0
+        for size in _statement_sizes(len(values)):
+            chunk = itertools.chain.from_iterable(values[start : start + size])
+            conn.execute(_insert_events(size), list(chunk))
+            start += size
+        touched = daily.mark(conn, lacking.events, assigned.starts)
+        # A day recounts once flushes have moved past it: today stays dirty.
+        budget = max(settle_min_s, settle_share * (time.perf_counter() - begun))
+        daily.settle(conn, max((day for _, day in touched), default=0), touched, budget)
+        conn.executemany(
+            "INSERT INTO applied_positions (topic, partition, last_offset) VALUES (?, ?, ?)"
+            " ON CONFLICT (topic, partition)"
+            " DO UPDATE SET last_offset = max(last_offset, excluded.last_offset)",
+            [(p.topic, p.partition, p.last) for p in lacking.positions],
+        )
+    return True
+
+
+def _lacking_part(conn: sqlite3.Connection, batch: Batch) -> Batch | None:
+    """The batch itself, its part past the applied offsets, or None if all was applied."""
+    applied: dict[tuple[str, str], int] = {}
+    for position in batch.positions:
+        row = conn.execute(
+            "SELECT last_offset FROM applied_positions WHERE topic = ? AND partition = ?",
+            (position.topic, position.partition),
+        ).fetchone()
+        if row is not None:
+            applied[(position.topic, position.partition)] = row[0]
+    if all(applied.get((p.topic, p.partition), -1) < p.first for p in batch.positions):
+        return batch
+    rest = batch.unapplied(applied)
+    return rest if rest.positions else None
+
+
 class SqliteAnalyticsStore:
     name = "sqlite"
     role = "persistent"
@@ -81,10 +135,12 @@ class SqliteAnalyticsStore:
     settle_share = 0.25
     settle_min_s = 0.05
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, writer_process: bool = False) -> None:
         self.path = path
+        self.use_writer_process = writer_process
         self._writer: Database | None = None
         self._reader: Database | None = None
+        self._writer_process: WriterProcess | None = None
 
     def open(self) -> None:
         self._writer = Database(self.path)
@@ -94,8 +150,13 @@ class SqliteAnalyticsStore:
             # flush would mark again (a 110k-event day took ~0.6 s to recount at every start).
             daily.settle(conn, daily.day_of(time.time()))
         self._reader = Database(self.path)  # WAL: reads don't wait for the writer
+        if self.use_writer_process:  # its child starts with the first flush
+            self._writer_process = WriterProcess(self.path, self.settle_share, self.settle_min_s)
 
     def close(self) -> None:
+        if self._writer_process is not None:
+            self._writer_process.close()  # it finishes the batch it is writing first
+            self._writer_process = None
         for db in (self._writer, self._reader):
             if db is not None:
                 db.close()
@@ -116,55 +177,11 @@ class SqliteAnalyticsStore:
     # --- writes ----------------------------------------------------------------------
 
     def write_batch(self, batch: Batch) -> bool:
-        """Apply, in one transaction, the part of the batch past the offsets applied so far.
-
-        The processor already sends only what this store lacks; checking again inside the
-        transaction makes a stale view (two processors during a rebalance) skip, never double.
-        False when nothing of the batch was new.
-        """
-        begun = time.perf_counter()
-        with self.writer.transaction() as conn:
-            batch = self._lacking_part(conn, batch)
-            if batch is None:
-                return False
-            assigned = visits.assign(conn, batch.events)
-            columns = _event_columns
-            values = [
-                (*columns(e), json.dumps(e.props) if e.props else "{}", v)
-                for e, v in zip(batch.events, assigned.visit_ids, strict=True)
-            ]
-            start = 0
-            for size in _statement_sizes(len(values)):
-                chunk = itertools.chain.from_iterable(values[start : start + size])
-                conn.execute(_insert_events(size), list(chunk))
-                start += size
-            touched = daily.mark(conn, batch.events, assigned.starts)
-            # A day recounts once flushes have moved past it: today stays dirty.
-            budget = max(self.settle_min_s, self.settle_share * (time.perf_counter() - begun))
-            daily.settle(conn, max((day for _, day in touched), default=0), touched, budget)
-            conn.executemany(
-                "INSERT INTO applied_positions (topic, partition, last_offset) VALUES (?, ?, ?)"
-                " ON CONFLICT (topic, partition)"
-                " DO UPDATE SET last_offset = max(last_offset, excluded.last_offset)",
-                [(p.topic, p.partition, p.last) for p in batch.positions],
-            )
-        return True
-
-    @staticmethod
-    def _lacking_part(conn: sqlite3.Connection, batch: Batch) -> Batch | None:
-        """The batch itself, its part past the applied offsets, or None if all was applied."""
-        applied: dict[tuple[str, str], int] = {}
-        for position in batch.positions:
-            row = conn.execute(
-                "SELECT last_offset FROM applied_positions WHERE topic = ? AND partition = ?",
-                (position.topic, position.partition),
-            ).fetchone()
-            if row is not None:
-                applied[(position.topic, position.partition)] = row[0]
-        if all(applied.get((p.topic, p.partition), -1) < p.first for p in batch.positions):
-            return batch
-        rest = batch.unapplied(applied)
-        return rest if rest.positions else None
+        """Apply, in one transaction, the part of the batch past the offsets applied so far
+        (in the writer process when there is one); False when nothing of it was new."""
+        if self._writer_process is not None:
+            return self._writer_process.write(batch)
+        return apply_batch(self.writer, batch, self.settle_share, self.settle_min_s)
 
     def applied_positions(self, topic: str) -> dict[str, int]:
         """The last offset applied per partition of `topic`: the processor resumes after it."""

@@ -1,0 +1,232 @@
+"""The SQLite store's flushes, written by a child process of their own.
+
+Writing a flush is mostly Python (visit assignment, rows, parameter binding) holding the GIL
+in a worker thread, and in the embedded profile that thread shares the GIL with the web
+server's event loop: each time it took the GIL back, requests waited (measured: ingest ran
+~25 % faster with no store writing at all). In a child process the writes run on the other
+core and the parent only encodes the events (msgpack, in C) and waits on a pipe.
+
+The parent sends one request per flush on the child's stdin and reads one answer from its
+stdout; each is a 4-byte length and a msgpack body. The child only ever writes what the
+parent sent, so it holds no state: when it dies (or hangs past WRITE_TIMEOUT_S), the flush
+raises, the processor retries it, and the next write starts a new child. The child exits
+when its stdin closes (the parent closed the store, or died); it ignores SIGINT and SIGTERM,
+which a terminal or a service manager sends to the whole process group, so the parent's
+graceful stop can still flush through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+from appliance.core.aggregation import Batch
+from appliance.core.event import Event
+from appliance.core.transport import Offset, Position
+
+log = logging.getLogger(__name__)
+
+WRITE_TIMEOUT_S = 120.0  # a flush the child has not answered by then is given up, and it killed
+CLOSE_TIMEOUT_S = 30.0
+EVENTS_PER_CHUNK = 512  # the parent encodes in slices, so no one C call holds the GIL for long
+
+_HEADER = struct.Struct(">I")
+# Not `-m` this module: the package's __init__ imports it already, and runpy warns.
+CHILD_COMMAND = (
+    "import sys; from plugins.store_sqlite.writer_process import main; main(sys.argv[1:])"
+)
+
+
+class WriterRequest(msgspec.Struct, array_like=True):
+    positions: list[Position]
+    chunks: list[bytes]  # msgpack of (events, offsets) slices, in order
+
+
+class WriterAnswer(msgspec.Struct, array_like=True):
+    new: bool = False
+    error: str = ""
+
+
+_chunk_encoder = msgspec.msgpack.Encoder()
+_chunk_decoder = msgspec.msgpack.Decoder(tuple[list[Event], list[Offset]])
+_request_decoder = msgspec.msgpack.Decoder(WriterRequest)
+_answer_decoder = msgspec.msgpack.Decoder(WriterAnswer)
+
+
+class WriterProcessError(RuntimeError):
+    """The child did not write the flush (it died, hung, or its write failed); the message
+    says which. The processor retries the flush."""
+
+
+class WriterProcess:
+    """The parent's side: starts the child, sends it flushes, restarts it after a failure."""
+
+    def __init__(self, path: Path, settle_share: float, settle_min_s: float) -> None:
+        self.path = path
+        self.settle_share = settle_share
+        self.settle_min_s = settle_min_s
+        self._child: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()  # one flush at a time on the pipe
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child is not None else None
+
+    def start(self) -> None:
+        """Start the child (`write` does when there is none: commands that only read or
+        delete never start one)."""
+        self._child = subprocess.Popen(
+            [sys.executable, "-c", CHILD_COMMAND, str(self.path), repr(self.settle_share),
+             repr(self.settle_min_s)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True,
+        )  # fmt: skip
+
+    def write(self, batch: Batch) -> bool:
+        """Have the child apply `batch`; what `apply_batch` returns, or WriterProcessError."""
+        offsets = batch.offsets
+        chunks = [
+            _chunk_encoder.encode(
+                (batch.events[i : i + EVENTS_PER_CHUNK], offsets[i : i + EVENTS_PER_CHUNK])
+            )
+            for i in range(0, len(batch.events), EVENTS_PER_CHUNK)
+        ]
+        body = msgspec.msgpack.encode(WriterRequest(batch.positions, chunks))
+        with self._lock:
+            if self._child is None or self._child.poll() is not None:
+                self._restart()
+            child = self._child
+            assert child is not None and child.stdin is not None and child.stdout is not None
+            try:
+                _write_all(child.stdin, _HEADER.pack(len(body)) + body)
+                answer = _answer_decoder.decode(_read_frame(child.stdout, WRITE_TIMEOUT_S))
+            except (OSError, EOFError, TimeoutError, msgspec.DecodeError) as error:
+                code = self._kill()
+                raise WriterProcessError(
+                    f"sqlite writer process failed ({type(error).__name__}: {error};"
+                    f" exit code {code}); the flush is retried with a new one"
+                ) from None
+        if answer.error:
+            raise WriterProcessError(f"sqlite writer process: {answer.error}")
+        return answer.new
+
+    def _restart(self) -> None:
+        if self._child is not None:
+            pid, code = self._child.pid, self._kill()
+            log.warning("sqlite writer process %d exited (code %s); starting another", pid, code)
+        self.start()
+
+    def _kill(self) -> int | None:
+        child = self._child
+        if child is None:
+            return None
+        if child.poll() is None:
+            child.kill()
+        self._close_pipes(child)
+        self._child = None
+        return child.wait()
+
+    def close(self) -> None:
+        """Close its stdin: it finishes what it is writing and exits."""
+        with self._lock:
+            child, self._child = self._child, None
+        if child is None:
+            return
+        self._close_pipes(child)
+        try:
+            child.wait(CLOSE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.error("sqlite writer process %d did not exit; killing it", child.pid)
+            child.kill()
+            child.wait()
+
+    @staticmethod
+    def _close_pipes(child: subprocess.Popen[bytes]) -> None:
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):  # a broken pipe: the child is gone
+                    pipe.close()
+
+
+def _write_all(stream: IO[bytes], data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[stream.write(view) or 0 :]
+
+
+def _read_exact(stream: IO[bytes], size: int, deadline: float | None) -> bytes:
+    """`size` bytes; TimeoutError past `deadline` (monotonic; None: wait as long as it takes)."""
+    data = bytearray()
+    while len(data) < size:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([stream], [], [], left)[0]:
+                raise TimeoutError("no answer in time")
+        chunk = stream.read(size - len(data))
+        if not chunk:
+            raise EOFError("the pipe closed")
+        data += chunk
+    return bytes(data)
+
+
+def _read_frame(stream: IO[bytes], timeout_s: float | None) -> bytes:
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    (size,) = _HEADER.unpack(_read_exact(stream, _HEADER.size, deadline))
+    return _read_exact(stream, size, deadline)
+
+
+def serve(path: Path, settle_share: float, settle_min_s: float) -> None:
+    """The child: apply each flush read from stdin, answer on stdout, until stdin closes."""
+    from plugins.store_sqlite.analytics import apply_batch
+    from plugins.store_sqlite.db import Database
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The answers get a descriptor of their own; stdout becomes stderr, so that nothing
+    # printed by accident can garble the protocol.
+    requests = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
+    answers = open(os.dup(sys.stdout.fileno()), "wb", buffering=0)  # noqa: SIM115
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    db = Database(path)
+    try:
+        while True:
+            try:
+                request = _request_decoder.decode(_read_frame(requests, None))
+            except EOFError:
+                return
+            events: list[Event] = []
+            offsets: list[Offset] = []
+            for chunk in request.chunks:
+                part_events, part_offsets = _chunk_decoder.decode(chunk)
+                events += part_events
+                offsets += part_offsets
+            try:
+                new = apply_batch(
+                    db, Batch(events, request.positions, offsets=offsets), settle_share,
+                    settle_min_s,
+                )  # fmt: skip
+                answer = WriterAnswer(new=new)
+            except Exception as error:  # the parent raises it; this process goes on
+                log.exception("sqlite writer process: the flush failed")
+                answer = WriterAnswer(error=f"{type(error).__name__}: {error}")
+            body = msgspec.msgpack.encode(answer)
+            _write_all(answers, _HEADER.pack(len(body)) + body)
+    finally:
+        db.close()
+
+
+def main(args: list[str]) -> None:
+    """The child's entry point: PATH SETTLE_SHARE SETTLE_MIN_S."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    serve(Path(args[0]), float(args[1]), float(args[2]))
