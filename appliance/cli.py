@@ -97,13 +97,13 @@ def cmd_process(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        await appliance.start(serve=False, process=True)  # a failed start releases itself
         try:
-            await appliance.start(serve=False, process=True)
             metrics_server = await start_metrics_server(appliance)
-            tune_for_throughput()
-        except (TransportUnavailable, SettingsError):
+        except BaseException:
             await appliance.stop()
             raise
+        tune_for_throughput()
         log.info("processing; SIGTERM or Ctrl-C stops after the last flush and commit")
         await stop.wait()
         log.info("stopping: flushing what was consumed, committing, leaving the group")

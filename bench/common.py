@@ -69,14 +69,15 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process (all its threads) has used so far (0 once gone)."""
+def cpu_s(pid: int, reaped_children: bool = False) -> float:
+    """User + system CPU seconds a process (all its threads) has used so far (0 once gone);
+    with `reaped_children`, plus what its children that exited and were waited for used."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    fields = [int(field) for field in stat[stat.rindex(")") + 2 :].split()[11:15]]
+    return sum(fields if reaped_children else fields[:2]) / os.sysconf("SC_CLK_TCK")
 
 
 def with_children(pid: int) -> list[int]:
@@ -108,12 +109,17 @@ class CpuMeter:
         self.pid, self.used_s = pid, 0.0
 
     def __enter__(self) -> CpuMeter:
-        self._pids = with_children(self.pid)
-        self._start = sum(map(cpu_s, self._pids))
+        self._own = cpu_s(self.pid, reaped_children=True)
+        self._children = {child: cpu_s(child) for child in with_children(self.pid)[1:]}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.used_s = sum(map(cpu_s, self._pids)) - self._start
+        # A child started meanwhile counts from 0. One that exited and was waited for is in
+        # its parent's figure with all its life, so what it had used before is taken off.
+        now = {child: cpu_s(child) for child in with_children(self.pid)[1:]}
+        self.used_s = cpu_s(self.pid, reaped_children=True) - self._own
+        self.used_s += sum(used - self._children.get(child, 0.0) for child, used in now.items())
+        self.used_s -= sum(used for child, used in self._children.items() if child not in now)
 
 
 class RssSampler:

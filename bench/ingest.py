@@ -142,6 +142,8 @@ def bench_appliance(profile: str, seconds: int, connections: int) -> dict[str, A
                 result["drain_error"] = str(error)
             result["drain_after_load_s"] = round(time.monotonic() - started, 2)
         result["cpu_us_per_request"] = round(cpu.used_s / max(accepted, 1) * 1e6, 1)
+        time.sleep(2)  # idle again, every 202 stored
+        result["rss_idle_after_load_mib"] = round(tree_rss_mib(app.serve.pid), 1)
         result["rss_idle_mib"] = round(idle, 1)
         result["rss_load_mib"] = round(rss.max_mib, 1)
         result["processes"] = (

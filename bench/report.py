@@ -58,10 +58,15 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             rows.append((f"query p95 < 100 ms at 10M ({name}, measured at {_f(events)} events)",
                          f"worst {worst:.0f} ms",
                          _mark(worst < 100) + ("" if at_scale else " (not at 10M)")))  # fmt: skip
-    idle = (ingest.get("appliance_embedded") or {}).get("rss_idle_mib")
+    embedded = ingest.get("appliance_embedded") or {}
+    idle, after = embedded.get("rss_idle_mib"), embedded.get("rss_idle_after_load_mib")
     if idle:
-        rows.append(("idle RSS of serve < 150 MB (embedded)", f"{idle:.0f} MiB",
-                     _mark(idle * 1.048576 < 150)))  # fmt: skip
+        # Idle once it has served: what an appliance in use sits at (the writer process
+        # starts with the first flush, so it is not there before).
+        worst = max(idle, after or 0)
+        rows.append(("idle RSS of serve < 150 MB (embedded; with its writer process once it "
+                     "has served)", f"{idle:.0f} MiB before load, {_f(after)} MiB after",
+                     _mark(worst * 1.048576 < 150)))  # fmt: skip
     return rows
 
 
@@ -95,7 +100,8 @@ def write(results: dict[str, Any]) -> str:
             f"{results['seconds']} s per target after 2 s of unmeasured warm-up, events.lua)",
             "",
             "| target | connections | processes | requests/s | / Starlette | p50 ms | p99 ms "
-            "| non-2xx | stored / accepted | RSS idle / load MiB | serve CPU µs/request |",
+            "| non-2xx | stored / accepted | RSS idle / load / idle after MiB "
+            "| serve CPU µs/request |",
             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, row in ingest.items():
@@ -106,7 +112,10 @@ def write(results: dict[str, Any]) -> str:
             base = bases.get(row.get("connections"))
             ratio = f"{row['rps'] / base:.2f}" if base else "-"
             stored = f"{row['stored']:,} / {row['accepted']:,}" if "stored" in row else "-"
-            rss = f"{_f(row.get('rss_idle_mib'))} / {_f(row.get('rss_load_mib'))}"
+            rss = " / ".join(
+                _f(row.get(key))
+                for key in ("rss_idle_mib", "rss_load_mib", "rss_idle_after_load_mib")
+            )
             lines.append(
                 f"| {name} | {row.get('connections')} | {row['processes']} | {row['rps']:,.0f} "
                 f"| {ratio} "

@@ -68,8 +68,17 @@ up_postgres() {
     local action="already running" tuning
     tuning=$(pg_write_tuning)
     if pg_lsclusters -h | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" '$1==v && $2==c && $4 ~ /^online/ {f=1} END {exit !f}'; then
-        if [[ $tuning == changed ]]; then  # shared_buffers takes a restart
-            say "restarting cluster $PG_VERSION/$PG_CLUSTER for the new conf.d/$PG_TUNING_NAME"
+        # shared_buffers takes a restart: when the file changed, or when an earlier run
+        # changed it but never got to restart (the server reports the setting pending).
+        local pending=0
+        if [[ $tuning != changed ]]; then
+            runuser -u postgres -- psql -X -q -p "$PG_PORT" -d postgres -c 'SELECT pg_reload_conf()' >/dev/null 2>&1 || true
+            sleep 0.5
+            pending=$(runuser -u postgres -- psql -X -At -p "$PG_PORT" -d postgres \
+                -c 'SELECT count(*) FROM pg_settings WHERE pending_restart' 2>/dev/null || echo 0)
+        fi
+        if [[ $tuning == changed || $pending != 0 ]]; then
+            say "restarting cluster $PG_VERSION/$PG_CLUSTER: conf.d/$PG_TUNING_NAME settings take a restart"
             if ! pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" restart 9>&-; then
                 tail -n 30 "/var/log/postgresql/postgresql-$PG_VERSION-$PG_CLUSTER.log" >&2 || true
                 die "pg_ctlcluster $PG_VERSION $PG_CLUSTER restart failed"

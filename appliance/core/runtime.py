@@ -137,11 +137,14 @@ class Appliance:
             raise
 
     async def _abandon_start(self) -> None:
-        if self._processor_task is not None:
-            self._processor_task.cancel()
+        tasks = [self._processor_task, *self._tasks] if self._processor_task else self._tasks
+        for task in tasks:  # the processor, and what startup hooks that ran had started
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(BaseException):
-                await self._processor_task
-            self._processor_task = None
+                await task
+        self._processor_task = None
+        self._tasks.clear()
         for release in (self.transport.close, self.sites.stop, self.close_stores):
             try:
                 await release()

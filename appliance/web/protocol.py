@@ -59,36 +59,49 @@ def request_timeout_protocol(timeout_s: float) -> type[asyncio.Protocol]:
     return RequestTimeoutProtocol
 
 
+# Past this many held bytes a write goes out at once: the transport's flow control (which
+# pauses a streaming response) must see big bodies, and they gain nothing from waiting.
+HOLD_LIMIT = 65536
+
+
 class CoalescedWrites:
     """A transport whose writes made in one turn of the event loop leave as one write.
 
     Everything else is the wrapped transport's. Order is kept (every write goes through the
-    held list), and `close()` sends what is held first; nothing waits longer than the turn
-    of the loop it was written in.
+    held list), and `close()` and `write_eof()` send what is held first; nothing waits
+    longer than the turn of the loop it was written in, or past HOLD_LIMIT bytes.
     """
 
-    __slots__ = ("_flush_scheduled", "_held", "_loop", "_transport")
+    __slots__ = ("_flush_scheduled", "_held", "_held_bytes", "_loop", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._held: list[bytes] = []
+        self._held_bytes = 0
         self._flush_scheduled = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
         self._held.append(bytes(data))
-        if not self._flush_scheduled:
+        self._held_bytes += len(data)
+        if self._held_bytes > HOLD_LIMIT:
+            self.flush()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self.flush)
+            self._loop.call_soon(self._flush_at_turn_end)
+
+    def _flush_at_turn_end(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
 
     def flush(self) -> None:
-        self._flush_scheduled = False
+        """Send what is held now."""
         held = self._held
         if not held:
             return
-        self._held = []
+        self._held, self._held_bytes = [], 0
         if self._transport.is_closing():
             return  # closed or aborted meanwhile: nothing more can be sent
         self._transport.write(held[0] if len(held) == 1 else b"".join(held))
@@ -100,6 +113,10 @@ class CoalescedWrites:
     def close(self) -> None:
         self.flush()
         self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)

@@ -9,12 +9,16 @@ GIL (see writer_process.py).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance import hookimpl
-from appliance.core.settings import data_dir, is_bool, require
-from plugins.store_sqlite.accounts import SqliteAccountStore
-from plugins.store_sqlite.analytics import SqliteAnalyticsStore
+
+if TYPE_CHECKING:
+    from plugins.store_sqlite.accounts import SqliteAccountStore
+    from plugins.store_sqlite.analytics import SqliteAnalyticsStore
+
+# The hooks import what they use when called: the writer process imports this package on its
+# way to writer_process.py, and the settings, accounts and web modules would double its memory.
 
 NAME = "sqlite"
 
@@ -32,6 +36,8 @@ def settings_defaults() -> dict[str, Any]:
 
 @hookimpl
 def validate_settings(settings: Any) -> list[str]:
+    from appliance.core.settings import is_bool, require
+
     problems = [
         require(settings, "sqlite.analytics_file"),
         require(settings, "sqlite.accounts_file"),
@@ -42,6 +48,9 @@ def validate_settings(settings: Any) -> list[str]:
 
 @hookimpl(trylast=True)
 def register_account_store(appliance: Any) -> SqliteAccountStore | None:
+    from appliance.core.settings import data_dir
+    from plugins.store_sqlite.accounts import SqliteAccountStore
+
     settings = appliance.settings
     if settings.account_store != NAME:
         return None
@@ -50,6 +59,9 @@ def register_account_store(appliance: Any) -> SqliteAccountStore | None:
 
 @hookimpl
 def register_stores(appliance: Any) -> list[SqliteAnalyticsStore]:
+    from appliance.core.settings import data_dir
+    from plugins.store_sqlite.analytics import SqliteAnalyticsStore
+
     settings = appliance.settings
     if NAME not in settings.stores:
         return []

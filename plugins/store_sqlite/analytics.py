@@ -179,8 +179,9 @@ class SqliteAnalyticsStore:
     def write_batch(self, batch: Batch) -> bool:
         """Apply, in one transaction, the part of the batch past the offsets applied so far
         (in the writer process when there is one); False when nothing of it was new."""
-        if self._writer_process is not None:
-            return self._writer_process.write(batch)
+        process = self._writer_process
+        if process is not None:
+            return process.write(batch)
         return apply_batch(self.writer, batch, self.settle_share, self.settle_min_s)
 
     def applied_positions(self, topic: str) -> dict[str, int]:

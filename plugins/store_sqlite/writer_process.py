@@ -10,9 +10,11 @@ The parent sends one request per flush on the child's stdin and reads one answer
 stdout; each is a 4-byte length and a msgpack body. The child only ever writes what the
 parent sent, so it holds no state: when it dies (or hangs past WRITE_TIMEOUT_S), the flush
 raises, the processor retries it, and the next write starts a new child. The child exits
-when its stdin closes (the parent closed the store, or died); it ignores SIGINT and SIGTERM,
-which a terminal or a service manager sends to the whole process group, so the parent's
-graceful stop can still flush through it.
+when its stdin closes (the parent closed the store, or died). It runs in a process group of
+its own (a terminal's Ctrl-C does not reach it) and ignores SIGINT and SIGTERM (a service
+manager may signal every process of the service), so the parent's graceful stop can still
+flush through it. It logs nothing itself: a failed write's error and traceback come back in
+its answer, and the parent's logging (format, level, redaction) reports them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import IO
 
@@ -38,7 +41,7 @@ from appliance.core.transport import Offset, Position
 
 log = logging.getLogger(__name__)
 
-WRITE_TIMEOUT_S = 120.0  # a flush the child has not answered by then is given up, and it killed
+WRITE_TIMEOUT_S = 120.0  # a flush the child has not taken and answered by then: child killed
 CLOSE_TIMEOUT_S = 30.0
 EVENTS_PER_CHUNK = 512  # the parent encodes in slices, so no one C call holds the GIL for long
 
@@ -56,7 +59,7 @@ class WriterRequest(msgspec.Struct, array_like=True):
 
 class WriterAnswer(msgspec.Struct, array_like=True):
     new: bool = False
-    error: str = ""
+    error: str = ""  # "Type: message" of a failed write, then the child's traceback
 
 
 _chunk_encoder = msgspec.msgpack.Encoder()
@@ -79,6 +82,7 @@ class WriterProcess:
         self.settle_min_s = settle_min_s
         self._child: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()  # one flush at a time on the pipe
+        self._closed = False
 
     @property
     def pid(self) -> int | None:
@@ -87,11 +91,15 @@ class WriterProcess:
     def start(self) -> None:
         """Start the child (`write` does when there is none: commands that only read or
         delete never start one)."""
+        # -P: the working directory (the data volume in the image) is not on sys.path.
         self._child = subprocess.Popen(
-            [sys.executable, "-c", CHILD_COMMAND, str(self.path), repr(self.settle_share),
+            [sys.executable, "-P", "-c", CHILD_COMMAND, str(self.path), repr(self.settle_share),
              repr(self.settle_min_s)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True,
+            process_group=0,
         )  # fmt: skip
+        assert self._child.stdin is not None
+        os.set_blocking(self._child.stdin.fileno(), False)  # sends have a deadline too
 
     def write(self, batch: Batch) -> bool:
         """Have the child apply `batch`; what `apply_batch` returns, or WriterProcessError."""
@@ -104,15 +112,22 @@ class WriterProcess:
         ]
         body = msgspec.msgpack.encode(WriterRequest(batch.positions, chunks))
         with self._lock:
+            if self._closed:
+                raise WriterProcessError("the sqlite store is closed")
             if self._child is None or self._child.poll() is not None:
                 self._restart()
             child = self._child
             assert child is not None and child.stdin is not None and child.stdout is not None
+            deadline = time.monotonic() + WRITE_TIMEOUT_S
             try:
-                _write_all(child.stdin, _HEADER.pack(len(body)) + body)
-                answer = _answer_decoder.decode(_read_frame(child.stdout, WRITE_TIMEOUT_S))
-            except (OSError, EOFError, TimeoutError, msgspec.DecodeError) as error:
+                _send(child.stdin, _HEADER.pack(len(body)), deadline)
+                _send(child.stdin, body, deadline)
+                answer = _answer_decoder.decode(_read_frame(child.stdout, deadline))
+            except BaseException as error:
+                # Whatever happened, the pipe is in an unknown state: never reuse it.
                 code = self._kill()
+                if not isinstance(error, OSError | EOFError | TimeoutError | msgspec.DecodeError):
+                    raise
                 raise WriterProcessError(
                     f"sqlite writer process failed ({type(error).__name__}: {error};"
                     f" exit code {code}); the flush is retried with a new one"
@@ -138,8 +153,9 @@ class WriterProcess:
         return child.wait()
 
     def close(self) -> None:
-        """Close its stdin: it finishes what it is writing and exits."""
+        """Close its stdin: it finishes what it is writing and exits. Writes then fail."""
         with self._lock:
+            self._closed = True
             child, self._child = self._child, None
         if child is None:
             return
@@ -159,9 +175,22 @@ class WriterProcess:
                     pipe.close()
 
 
-def _write_all(stream: IO[bytes], data: bytes) -> None:
+def _wait(stream: IO[bytes], event: int, deadline: float | None) -> None:
+    """Until `stream` is ready for `event` (poll: any descriptor number, unlike select)."""
+    if deadline is None:
+        return
+    left = deadline - time.monotonic()
+    poller = select.poll()
+    poller.register(stream.fileno(), event)
+    if left <= 0 or not poller.poll(left * 1000):
+        raise TimeoutError("the writer process did not answer in time")
+
+
+def _send(stream: IO[bytes], data: bytes, deadline: float | None) -> None:
+    """All of `data` (the parent's end is non-blocking, so a stuck child can't hold it)."""
     view = memoryview(data)
     while view:
+        _wait(stream, select.POLLOUT, deadline)
         view = view[stream.write(view) or 0 :]
 
 
@@ -169,10 +198,7 @@ def _read_exact(stream: IO[bytes], size: int, deadline: float | None) -> bytes:
     """`size` bytes; TimeoutError past `deadline` (monotonic; None: wait as long as it takes)."""
     data = bytearray()
     while len(data) < size:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([stream], [], [], left)[0]:
-                raise TimeoutError("no answer in time")
+        _wait(stream, select.POLLIN, deadline)
         chunk = stream.read(size - len(data))
         if not chunk:
             raise EOFError("the pipe closed")
@@ -180,8 +206,7 @@ def _read_exact(stream: IO[bytes], size: int, deadline: float | None) -> bytes:
     return bytes(data)
 
 
-def _read_frame(stream: IO[bytes], timeout_s: float | None) -> bytes:
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+def _read_frame(stream: IO[bytes], deadline: float | None) -> bytes:
     (size,) = _HEADER.unpack(_read_exact(stream, _HEADER.size, deadline))
     return _read_exact(stream, size, deadline)
 
@@ -218,15 +243,14 @@ def serve(path: Path, settle_share: float, settle_min_s: float) -> None:
                 )  # fmt: skip
                 answer = WriterAnswer(new=new)
             except Exception as error:  # the parent raises it; this process goes on
-                log.exception("sqlite writer process: the flush failed")
-                answer = WriterAnswer(error=f"{type(error).__name__}: {error}")
+                detail = traceback.format_exc()
+                answer = WriterAnswer(error=f"{type(error).__name__}: {error}\n{detail}")
             body = msgspec.msgpack.encode(answer)
-            _write_all(answers, _HEADER.pack(len(body)) + body)
+            _send(answers, _HEADER.pack(len(body)) + body, None)
     finally:
         db.close()
 
 
 def main(args: list[str]) -> None:
     """The child's entry point: PATH SETTLE_SHARE SETTLE_MIN_S."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     serve(Path(args[0]), float(args[1]), float(args[2]))
