@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from appliance.testing import ApplianceServer, start_appliance
+from tests.servers import read_response
 
 pytestmark = pytest.mark.e2e
 REQUESTS = 200
@@ -29,22 +30,6 @@ def write_calls(pid: int) -> int:
         if line.startswith("syscw:"):
             return int(line.split()[1])
     raise AssertionError("no syscw in /proc/PID/io")
-
-
-def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
-    """(head, body) of one response with a Content-Length."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head, body
 
 
 def test_a_response_is_one_write_and_arrives_whole(server: ApplianceServer) -> None:
