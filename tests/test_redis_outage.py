@@ -149,6 +149,9 @@ def test_a_wrong_password_is_a_clear_start_up_error(tmp_path: Path) -> None:
             f"REDIS.PASSWORD: Redis at 127.0.0.1:{server.port} refused the credentials"
         )
         assert "not-it" not in str(raised.value)
+        # The account store, opened before Redis refused, is closed again, not left open.
+        with pytest.raises(RuntimeError, match="not open"):
+            wrong.accounts.db  # noqa: B018
         missing = make_appliance(tmp_path / "b", **settings)
         with pytest.raises(SettingsError, match="REDIS.PASSWORD: .* requires a password"):
             asyncio.run(missing.open_stores())

@@ -101,10 +101,20 @@ class Appliance:
         return cls(load_settings(**overrides), extra_plugins)
 
     async def open_stores(self) -> None:
-        """Open (and migrate) the account store and every analytics store."""
-        await call(self.accounts.open)
-        for store in self.stores:
-            await call(store.open)
+        """Open (and migrate) the account store and every analytics store; when one fails,
+        close those already opened before the error goes on."""
+        opened: list[Any] = []
+        try:
+            for store in [self.accounts, *self.stores]:
+                await call(store.open)
+                opened.append(store)
+        except BaseException:
+            for store in reversed(opened):
+                try:
+                    await call(store.close)
+                except Exception:
+                    log.exception("closing a store after another failed to open")
+            raise
 
     async def close_stores(self) -> None:
         for store in self.stores:
