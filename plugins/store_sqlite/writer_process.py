@@ -36,7 +36,7 @@ from typing import IO
 import msgspec
 
 from appliance.core.aggregation import Batch
-from appliance.core.event import Event
+from appliance.core.event import Event, event_encoder
 from appliance.core.transport import Offset, Position
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,6 @@ class WriterAnswer(msgspec.Struct, array_like=True):
     error: str = ""  # "Type: message" of a failed write, then the child's traceback
 
 
-_chunk_encoder = msgspec.msgpack.Encoder()
 _chunk_decoder = msgspec.msgpack.Decoder(tuple[list[Event], list[Offset]])
 _request_decoder = msgspec.msgpack.Decoder(WriterRequest)
 _answer_decoder = msgspec.msgpack.Decoder(WriterAnswer)
@@ -105,7 +104,7 @@ class WriterProcess:
         """Have the child apply `batch`; what `apply_batch` returns, or WriterProcessError."""
         offsets = batch.offsets
         chunks = [
-            _chunk_encoder.encode(
+            event_encoder.encode(
                 (batch.events[i : i + EVENTS_PER_CHUNK], offsets[i : i + EVENTS_PER_CHUNK])
             )
             for i in range(0, len(batch.events), EVENTS_PER_CHUNK)
