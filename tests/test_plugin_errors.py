@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -108,3 +109,30 @@ def test_the_cli_prints_the_traceback_then_one_line_naming_the_plugin(tmp_path: 
         "appliance: plugin 'broken' failed to import: ModuleNotFoundError:"
         " No module named 'no_such_dependency_of_the_plugin'"
     )
+
+
+class FailingBackgroundTask:
+    @hookimpl
+    def startup(self, appliance: Any) -> None:
+        async def crash() -> None:
+            raise ConnectionResetError("the plugin's feed dropped")
+
+        appliance.background(crash(), name="failing-feed")
+
+
+def test_a_failed_background_task_is_logged_and_stop_still_closes_the_stores(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    appliance = make_appliance(tmp_path / "data", (FailingBackgroundTask(),))
+
+    async def run() -> None:
+        await appliance.start(serve=False, process=False)
+        await asyncio.sleep(0.05)  # the task fails
+        await appliance.stop()
+
+    asyncio.run(run())
+    assert "background task failing-feed had failed" in caplog.text
+    assert "the plugin's feed dropped" in caplog.text
+    for store in [appliance.accounts, *appliance.stores]:
+        with pytest.raises(RuntimeError, match="not open"):
+            store.db if store is appliance.accounts else store.reader  # noqa: B018

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -147,12 +146,9 @@ class Appliance:
             raise
 
     async def _abandon_start(self) -> None:
-        tasks = [self._processor_task, *self._tasks] if self._processor_task else self._tasks
-        for task in tasks:  # the processor, and what startup hooks that ran had started
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        # The processor, and what the startup hooks that ran had started.
+        processor = [self._processor_task] if self._processor_task else []
+        await _cancel([*processor, *self._tasks])
         self._processor_task = None
         self._tasks.clear()
         for release in (self.transport.close, self.sites.stop, self.close_stores):
@@ -172,14 +168,24 @@ class Appliance:
         for result in self.manager.hook.shutdown(appliance=self):
             await await_me_maybe(result)
         await self.sites.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _cancel(self._tasks)
         self._tasks.clear()
         await self.close_stores()
 
     def background(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
         """Run a plugin's long-lived task; it is cancelled when the appliance stops."""
         self._tasks.append(asyncio.create_task(coroutine, name=name))
+
+
+async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel the tasks and wait for them; one that had failed is logged, not raised (what
+    comes after, closing the stores, must still run)."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("background task %s had failed", task.get_name())
