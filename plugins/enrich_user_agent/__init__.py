@@ -1,4 +1,4 @@
-"""User agent -> browser, OS and device type, with ua-parser (Rust accelerator when present).
+"""User agent -> browser, OS and device type, with ua-parser's patterns compiled by RE2.
 
 Settings: ``enrich.user_agent_cache`` (default 10000) - distinct user agents remembered;
 real traffic repeats a few hundred of them, so nearly every event is a cache hit.

@@ -1,11 +1,20 @@
-"""Classify a user agent into the dashboard's browser, OS and device-type names."""
+"""Classify a user agent into the dashboard's browser, OS and device-type names.
+
+Only ua-parser's browser and OS patterns are compiled, with RE2 (google-re2, which the bot
+filter uses too): 5 MiB of `serve`'s memory. Its default parser (the Rust `regex` engine,
+all three pattern sets) took 27 MiB, on the first event. The 633 device patterns name
+phone and tablet models; the device type needs only the words a tablet's user agent
+carries (iPad, Tablet, Kindle, an Android without "Mobile"). Uncached, a parse takes about
+20 us instead of 11; the enricher's cache answers nearly every event.
+"""
 
 from __future__ import annotations
 
 import functools
 from typing import NamedTuple
 
-import ua_parser
+from ua_parser import Domain, Parser, load_builtins
+from ua_parser.re2 import Resolver
 
 from appliance.core.enrich import EnrichContext
 from appliance.core.event import Event
@@ -26,6 +35,8 @@ BROWSER_NAMES = {
 }
 OS_NAMES = {"Mac OS X": "macOS", "Ubuntu": "Linux", "Fedora": "Linux", "Debian": "Linux"}
 MOBILE_OS = {"iOS", "Android", "Windows Phone", "KaiOS", "BlackBerry OS"}
+# Words only tablets' user agents carry (Android tablets are told apart by "Mobile" below).
+TABLET_WORDS = ("iPad", "Tablet", "Kindle")
 UNKNOWN = "Unknown"
 
 
@@ -35,19 +46,24 @@ class Classification(NamedTuple):
     device: str  # "Desktop", "Mobile", "Tablet" or "Unknown"
 
 
+@functools.cache
+def parser() -> Parser:
+    """Built once per process (0.1 s): the enricher builds it at start, not on an event."""
+    user_agents, operating_systems, _devices = load_builtins()
+    return Parser(Resolver((user_agents, operating_systems, [])))
+
+
 def classify(user_agent: str) -> Classification:
-    result = ua_parser.parse(user_agent)
+    result = parser()(user_agent, Domain.USER_AGENT | Domain.OS)
     family = result.user_agent.family if result.user_agent else UNKNOWN
     os_family = result.os.family if result.os else UNKNOWN
-    device = result.device
     browser = BROWSER_NAMES.get(family, family)
     os_name = OS_NAMES.get(os_family, os_family)
-    return Classification(browser, os_name, _device_type(user_agent, os_name, device))
+    return Classification(browser, os_name, _device_type(user_agent, os_name))
 
 
-def _device_type(user_agent: str, os_name: str, device: ua_parser.Device | None) -> str:
-    model = f"{device.family} {device.brand or ''}" if device else ""
-    if "Tablet" in model or "iPad" in model or "Tablet" in user_agent or "Kindle" in user_agent:
+def _device_type(user_agent: str, os_name: str) -> str:
+    if any(word in user_agent for word in TABLET_WORDS):
         return "Tablet"
     if os_name == "Android":
         # Android phones say "Mobile"; Android tablets don't.
@@ -64,6 +80,7 @@ class UserAgentEnricher:
     order = 100
 
     def __init__(self, cache_size: int) -> None:
+        parser()
         self.classify = functools.lru_cache(maxsize=cache_size)(classify)
 
     def enrich(self, event: Event, context: EnrichContext) -> Event:
