@@ -104,12 +104,14 @@ def close_visits(sketches: Sketches) -> str:
 
     The visits to close are found per site in the `visits_open` index (OFFSET 0 keeps the
     lateral subquery parameterized): joined on site alone, the planner scanned every open
-    visit on every flush, which grew with the table (0.5 s a flush at 660k open visits)."""
+    visit on every flush, which grew with the table (0.5 s a flush at 660k open visits).
+    The index is by start (so extending a visit is a HOT update, migration 0004):
+    first_ts < cutoff, implied by last_ts < cutoff, bounds the scan."""
     closing = (
         "closing AS (UPDATE visits v SET closed = true WHERE v.visit_id = ANY(ARRAY("
         "SELECT o.visit_id FROM unnest(%s::bigint[], %s::float8[]) AS k(site_id, cutoff)"
         " CROSS JOIN LATERAL (SELECT visit_id FROM visits WHERE site_id = k.site_id"
-        " AND NOT closed AND last_ts < k.cutoff OFFSET 0) AS o))"
+        " AND NOT closed AND first_ts < k.cutoff AND last_ts < k.cutoff OFFSET 0) AS o))"
         " RETURNING v.*), "
     )
     fold = Fold(
