@@ -6,15 +6,19 @@ server's event loop: each time it took the GIL back, requests waited (measured: 
 ~25 % faster with no store writing at all). In a child process the writes run on the other
 core and the parent only encodes the events (msgpack, in C) and waits on a pipe.
 
-The parent sends one request per flush on the child's stdin and reads one answer from its
-stdout; each is a 4-byte length and a msgpack body. The child only ever writes what the
-parent sent, so it holds no state: when it dies (or hangs past WRITE_TIMEOUT_S), the flush
-raises, the processor retries it, and the next write starts a new child. The child exits
-when its stdin closes (the parent closed the store, or died). It runs in a process group of
-its own (a terminal's Ctrl-C does not reach it) and ignores SIGINT and SIGTERM (a service
-manager may signal every process of the service), so the parent's graceful stop can still
-flush through it. It logs nothing itself: a failed write's error and traceback come back in
-its answer, and the parent's logging (format, level, redaction) reports them.
+The parent sends a flush on the child's stdin as a request (its positions and how many
+slices follow) and then its events, slice by slice, and reads one answer from its stdout;
+each frame is a 4-byte length and a msgpack body. Slices are encoded as they are sent and
+decoded as they arrive: the whole flush as one body took a copy of it in each process (twice
+in the child), and a process keeps the memory of its largest flush. The child only ever
+writes what the parent sent, so it holds no state: when it dies (or hangs past
+WRITE_TIMEOUT_S), the flush raises, the processor retries it, and the next write starts a
+new child. The child exits when its stdin closes (the parent closed the store, or died). It
+runs in a process group of its own (a terminal's Ctrl-C does not reach it) and ignores
+SIGINT and SIGTERM (a service manager may signal every process of the service), so the
+parent's graceful stop can still flush through it. It logs nothing itself: a failed write's
+error and traceback come back in its answer, and the parent's logging (format, level,
+redaction) reports them.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ log = logging.getLogger(__name__)
 
 WRITE_TIMEOUT_S = 120.0  # a flush the child has not taken and answered by then: child killed
 CLOSE_TIMEOUT_S = 30.0
-EVENTS_PER_CHUNK = 512  # the parent encodes in slices, so no one C call holds the GIL for long
+EVENTS_PER_CHUNK = 512  # a slice: no one encode holds the GIL for long, no frame is big
 
 _HEADER = struct.Struct(">I")
 # Not `-m` this module: the package's __init__ imports it already, and runpy warns.
@@ -54,7 +58,7 @@ CHILD_COMMAND = (
 
 class WriterRequest(msgspec.Struct, array_like=True):
     positions: list[Position]
-    chunks: list[bytes]  # msgpack of (events, offsets) slices, in order
+    chunks: int  # frames of (events, offsets) slices that follow, in order
 
 
 class WriterAnswer(msgspec.Struct, array_like=True):
@@ -102,14 +106,9 @@ class WriterProcess:
 
     def write(self, batch: Batch) -> bool:
         """Have the child apply `batch`; what `apply_batch` returns, or WriterProcessError."""
-        offsets = batch.offsets
-        chunks = [
-            event_encoder.encode(
-                (batch.events[i : i + EVENTS_PER_CHUNK], offsets[i : i + EVENTS_PER_CHUNK])
-            )
-            for i in range(0, len(batch.events), EVENTS_PER_CHUNK)
-        ]
-        body = msgspec.msgpack.encode(WriterRequest(batch.positions, chunks))
+        events, offsets = batch.events, batch.offsets
+        starts = range(0, len(events), EVENTS_PER_CHUNK)
+        request = msgspec.msgpack.encode(WriterRequest(batch.positions, len(starts)))
         with self._lock:
             if self._closed:
                 raise WriterProcessError("the sqlite store is closed")
@@ -119,8 +118,10 @@ class WriterProcess:
             assert child is not None and child.stdin is not None and child.stdout is not None
             deadline = time.monotonic() + WRITE_TIMEOUT_S
             try:
-                _send(child.stdin, _HEADER.pack(len(body)), deadline)
-                _send(child.stdin, body, deadline)
+                _send_frame(child.stdin, request, deadline)
+                for i in starts:
+                    chunk = (events[i : i + EVENTS_PER_CHUNK], offsets[i : i + EVENTS_PER_CHUNK])
+                    _send_frame(child.stdin, event_encoder.encode(chunk), deadline)
                 answer = _answer_decoder.decode(_read_frame(child.stdout, deadline))
             except BaseException as error:
                 # Whatever happened, the pipe is in an unknown state: never reuse it.
@@ -193,6 +194,10 @@ def _send(stream: IO[bytes], data: bytes, deadline: float | None) -> None:
         view = view[stream.write(view) or 0 :]
 
 
+def _send_frame(stream: IO[bytes], body: bytes, deadline: float | None) -> None:
+    _send(stream, _HEADER.pack(len(body)) + body, deadline)  # one write: bodies are small
+
+
 def _read_exact(stream: IO[bytes], size: int, deadline: float | None) -> bytes:
     """`size` bytes; TimeoutError past `deadline` (monotonic; None: wait as long as it takes)."""
     data = bytearray()
@@ -208,6 +213,17 @@ def _read_exact(stream: IO[bytes], size: int, deadline: float | None) -> bytes:
 def _read_frame(stream: IO[bytes], deadline: float | None) -> bytes:
     (size,) = _HEADER.unpack(_read_exact(stream, _HEADER.size, deadline))
     return _read_exact(stream, size, deadline)
+
+
+def _read_flush(requests: IO[bytes]) -> tuple[WriterRequest, list[Event], list[Offset]]:
+    request = _request_decoder.decode(_read_frame(requests, None))
+    events: list[Event] = []
+    offsets: list[Offset] = []
+    for _ in range(request.chunks):
+        part_events, part_offsets = _chunk_decoder.decode(_read_frame(requests, None))
+        events += part_events
+        offsets += part_offsets
+    return request, events, offsets
 
 
 def serve(path: Path, settle_share: float, settle_min_s: float) -> None:
@@ -226,15 +242,9 @@ def serve(path: Path, settle_share: float, settle_min_s: float) -> None:
     try:
         while True:
             try:
-                request = _request_decoder.decode(_read_frame(requests, None))
-            except EOFError:
+                request, events, offsets = _read_flush(requests)
+            except EOFError:  # the parent closed the store, or died (maybe mid-flush)
                 return
-            events: list[Event] = []
-            offsets: list[Offset] = []
-            for chunk in request.chunks:
-                part_events, part_offsets = _chunk_decoder.decode(chunk)
-                events += part_events
-                offsets += part_offsets
             try:
                 new = apply_batch(
                     db, Batch(events, request.positions, offsets=offsets), settle_share,
@@ -244,8 +254,7 @@ def serve(path: Path, settle_share: float, settle_min_s: float) -> None:
             except Exception as error:  # the parent raises it; this process goes on
                 detail = traceback.format_exc()
                 answer = WriterAnswer(error=f"{type(error).__name__}: {error}\n{detail}")
-            body = msgspec.msgpack.encode(answer)
-            _send(answers, _HEADER.pack(len(body)) + body, None)
+            _send_frame(answers, msgspec.msgpack.encode(answer), None)
     finally:
         db.close()
 
