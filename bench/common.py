@@ -100,6 +100,18 @@ def tree_rss_mib(pid: int) -> float:
     return total
 
 
+def tree_pss_mib(pid: int) -> float:
+    """Proportional set size of a process and its children, MiB: shared pages (libpython,
+    libcrypto... that the SQLite writer process maps too) split among the processes that map
+    them, so the sum is what the tree costs the machine, where the RSS sum counts them twice."""
+    total = 0.0
+    for member in with_children(pid):
+        with contextlib.suppress(OSError, StopIteration):
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text().splitlines()
+            total += int(next(line for line in rollup if line.startswith("Pss:")).split()[1])
+    return total / 1024
+
+
 class CpuMeter:
     """CPU seconds a process and its children used inside the block: a cost per request that
     moves less than requests/s on a noisy machine (it does not count time spent waiting for

@@ -31,6 +31,7 @@ from bench.common import (
     free_port,
     run_wrk,
     stop,
+    tree_pss_mib,
     tree_rss_mib,
     wait_ready,
 )
@@ -143,6 +144,7 @@ def bench_appliance(profile: str, seconds: int, connections: int) -> dict[str, A
         result["cpu_us_per_request"] = per_request_us(cpu.used_s, result)
         time.sleep(2)  # idle again, every 202 stored
         result["rss_idle_after_load_mib"] = round(tree_rss_mib(app.serve.pid), 1)
+        result["pss_idle_after_load_mib"] = round(tree_pss_mib(app.serve.pid), 1)
         result["rss_idle_mib"] = round(idle, 1)
         result["rss_load_mib"] = round(rss.max_mib, 1)
         result["processes"] = (

@@ -64,9 +64,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         # Idle once it has served: what an appliance in use sits at (the writer process
         # starts with the first flush, so it is not there before).
         worst = max(idle, after or 0)
+        pss = embedded.get("pss_idle_after_load_mib")
         rows.append(("idle RSS of serve < 150 MB (embedded; with its writer process once it "
-                     "has served)", f"{idle:.0f} MiB before load, {_f(after)} MiB after",
-                     _mark(worst * 1.048576 < 150)))  # fmt: skip
+                     "has served)", f"{idle:.0f} MiB before load, {_f(after)} MiB after "
+                     f"(PSS {_f(pss)} MiB)", _mark(worst * 1.048576 < 150)))  # fmt: skip
     return rows
 
 
