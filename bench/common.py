@@ -100,16 +100,19 @@ def tree_rss_mib(pid: int) -> float:
     return total
 
 
-def tree_pss_mib(pid: int) -> float:
+def tree_pss_mib(pid: int) -> float | None:
     """Proportional set size of a process and its children, MiB: shared pages (libpython,
     libcrypto... that the SQLite writer process maps too) split among the processes that map
-    them, so the sum is what the tree costs the machine, where the RSS sum counts them twice."""
-    total = 0.0
+    them, so the sum is what the tree costs the machine, where the RSS sum counts them twice.
+    Pages shared with processes outside the tree (other Pythons on the host) are split with
+    them too. None when /proc has no smaps_rollup (kernels before 4.14)."""
+    total, read = 0.0, False
     for member in with_children(pid):
         with contextlib.suppress(OSError, StopIteration):
             rollup = Path(f"/proc/{member}/smaps_rollup").read_text().splitlines()
             total += int(next(line for line in rollup if line.startswith("Pss:")).split()[1])
-    return total / 1024
+            read = True
+    return total / 1024 if read else None
 
 
 class CpuMeter:

@@ -144,7 +144,8 @@ def bench_appliance(profile: str, seconds: int, connections: int) -> dict[str, A
         result["cpu_us_per_request"] = per_request_us(cpu.used_s, result)
         time.sleep(2)  # idle again, every 202 stored
         result["rss_idle_after_load_mib"] = round(tree_rss_mib(app.serve.pid), 1)
-        result["pss_idle_after_load_mib"] = round(tree_pss_mib(app.serve.pid), 1)
+        pss = tree_pss_mib(app.serve.pid)
+        result["pss_idle_after_load_mib"] = round(pss, 1) if pss is not None else None
         result["rss_idle_mib"] = round(idle, 1)
         result["rss_load_mib"] = round(rss.max_mib, 1)
         result["processes"] = (

@@ -41,6 +41,20 @@ def test_user_agent_fixture_accuracy() -> None:
     assert missed == []
 
 
+def test_device_type_of_every_fixture_agent() -> None:
+    """Device types come from our own rules on the user agent's words (ua-parser's device
+    patterns are not loaded): tablets (iPad, desktop-mode iPad, Kindle, Android without
+    "Mobile", Firefox's "Tablet;") must all be told apart from phones and desktops."""
+    browsers = [row for row in AGENTS if not row["bot"]]
+    assert {row["device"] for row in browsers} >= {"Desktop", "Mobile", "Tablet"}
+    wrong = [
+        (row["ua"], found)
+        for row in browsers
+        if (found := classify(row["ua"]).device) != row["device"]
+    ]
+    assert wrong == []
+
+
 def test_bot_patterns_agree_with_crawlerdetect() -> None:
     from crawlerdetect import CrawlerDetect
 

@@ -16,11 +16,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from appliance.core.aggregation import DAY, aggregate
+from appliance.core.event import event_encoder
 from appliance.core.transport import Offset, Position
 from appliance.testing import ApplianceServer, EventSender, start_appliance
+from plugins.store_sqlite import writer_process
 from plugins.store_sqlite.analytics import SqliteAnalyticsStore
 from plugins.store_sqlite.writer_process import WriterProcessError
 from tests.test_sqlite_visits import SITE, T0, random_events, write
@@ -59,8 +62,9 @@ def test_the_child_writes_what_the_store_writes_in_process(
     local = SqliteAnalyticsStore(tmp_path / "local.db")
     local.open()
     try:
-        events = random_events(900, seed=5)
-        chunks = [events[i : i + 150] for i in range(0, len(events), 150)]
+        events = random_events(1_900, seed=5)
+        # One flush of 1,300 events crosses the pipe as three slices (512 + 512 + 276).
+        chunks = [events[:1_300]] + [events[i : i + 150] for i in range(1_300, 1_900, 150)]
         write(local, chunks)
         write(remote, chunks)
         assert writer_pid(remote) != os.getpid()
@@ -182,3 +186,43 @@ def wait_healthy(server: ApplianceServer, timeout_s: float = 20) -> None:
         except OSError:
             time.sleep(0.05)
     raise AssertionError(f"serve did not start:\n{server.log()}")
+
+
+def test_a_parent_gone_mid_flush_ends_the_child_with_nothing_written(tmp_path: Path) -> None:
+    """The request said two slices; stdin closes after one (the parent died): the child
+    exits cleanly, and the transaction was never begun."""
+    path = tmp_path / "a.db"
+    store = SqliteAnalyticsStore(path)
+    store.open()  # migrated, in-process
+    store.close()
+    child = subprocess.Popen(
+        [sys.executable, "-P", "-c", writer_process.CHILD_COMMAND, str(path), "0.25", "0.05"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert child.stdin is not None
+    try:
+        events = random_events(600, seed=9)[:512]
+        offsets = [Offset("t", "0", i) for i in range(len(events))]
+        request = writer_process.WriterRequest([Position("t", "0", 0, 599)], chunks=2)
+        child.stdin.write(frame(msgspec.msgpack.encode(request)))
+        child.stdin.write(frame(event_encoder.encode((events, offsets))))
+        child.stdin.close()
+        assert child.wait(30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        assert child.stdout is not None and child.stderr is not None
+        assert child.stdout.read() == b""  # no answer to a flush it never got whole
+        errors = child.stderr.read()
+        child.stdout.close()
+        child.stderr.close()
+    assert errors == b""
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM applied_positions").fetchone() == (0,)
+    conn.close()
+
+
+def frame(body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + body

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
-from ua_parser import Domain, Parser, load_builtins
+from ua_parser import Domain, Parser, load_lazy_builtins
 from ua_parser.re2 import Resolver
 
 from appliance.core.enrich import EnrichContext
@@ -35,7 +35,9 @@ BROWSER_NAMES = {
 }
 OS_NAMES = {"Mac OS X": "macOS", "Ubuntu": "Linux", "Fedora": "Linux", "Debian": "Linux"}
 MOBILE_OS = {"iOS", "Android", "Windows Phone", "KaiOS", "BlackBerry OS"}
-# Words only tablets' user agents carry (Android tablets are told apart by "Mobile" below).
+# Words that mark a tablet's user agent (Android tablets are told apart by "Mobile" below;
+# Windows touch PCs saying "Tablet PC" count as tablets too, as they did with ua-parser's
+# device patterns).
 TABLET_WORDS = ("iPad", "Tablet", "Kindle")
 UNKNOWN = "Unknown"
 
@@ -49,7 +51,7 @@ class Classification(NamedTuple):
 @functools.cache
 def parser() -> Parser:
     """Built once per process (0.1 s): the enricher builds it at start, not on an event."""
-    user_agents, operating_systems, _devices = load_builtins()
+    user_agents, operating_systems, _devices = load_lazy_builtins()  # only these compiled
     return Parser(Resolver((user_agents, operating_systems, [])))
 
 
@@ -65,6 +67,8 @@ def classify(user_agent: str) -> Classification:
 def _device_type(user_agent: str, os_name: str) -> str:
     if any(word in user_agent for word in TABLET_WORDS):
         return "Tablet"
+    if "Macintosh" in user_agent and "Mobile/" in user_agent:
+        return "Tablet"  # an iPad asking for desktop sites: no Mac says Mobile/
     if os_name == "Android":
         # Android phones say "Mobile"; Android tablets don't.
         return "Mobile" if "Mobile" in user_agent else "Tablet"

@@ -107,6 +107,8 @@ def _insert_rows(conn: sqlite3.Connection, events: list[Event], visit_ids: list[
     """Insert the events, building each statement's parameters only when it runs: a flush's
     rows all at once were a writer's largest allocation (20,000 events: ~6 MiB), and its
     peak stays in the process's memory after the flush."""
+    if len(visit_ids) != len(events):  # islice below would not notice extra ids
+        raise ValueError(f"{len(visit_ids)} visit ids for {len(events)} events")
     columns = _event_columns
     rows = zip(events, visit_ids, strict=True)
     for size in _statement_sizes(len(events)):
