@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from appliance.core import overlap
 from appliance.core.aggregation import Batch, aggregate
 from appliance.core.applied import AppliedPositions
-from appliance.core.realtime_feed import RealtimeFeed
+from appliance.core.realtime_feed import RealtimeFeed, SharedBatches
 from appliance.core.stores import Store, call
 from appliance.core.transport import Applied, Delivery, Transport
 
@@ -72,18 +73,46 @@ class Processor:
         return await self.realtime.rewind(topic, resume)
 
     async def run(self) -> None:
-        """Consume and flush until `stop()`; then drain what the transport still holds."""
-        while not self._stopping.is_set():
-            delivery = await self._consume(self.flush_interval_s)
-            if not delivery.empty:
+        """Consume and flush until `stop()`; then drain what the transport still holds.
+
+        Under a backlog (a full delivery) the flushes overlap: the next delivery is read
+        while this one is written to the persistent stores, and this one's real-time write
+        and commit run while the next one is written (see `_Pipeline`)."""
+        pipeline = _Pipeline(self)
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._stopping.is_set():
+                delivery = await pipeline.next_delivery()
+                if delivery.empty:
+                    await pipeline.settle()  # the feed takes one caller at a time
+                    await self.realtime.catch_up()
+                    continue
                 started = time.monotonic()
-                await self._flush_until_held(delivery)
+                backlog = len(delivery.events) >= self.max_batch_events
+                cue = asyncio.Event()
+                pipeline.overlap(cue, read_ahead=backlog)
+                token = overlap.set_cue(lambda cue=cue: loop.call_soon_threadsafe(cue.set))
+                try:
+                    batches = await self._write_until_held(delivery)
+                finally:
+                    overlap.reset(token)
+                    cue.set()
+                if batches is None:  # given up at shutdown
+                    continue
+                pipeline.written(delivery, batches, started)
+                if backlog:
+                    continue
+                await pipeline.settle()
                 pause = self.flush_interval_s - (time.monotonic() - started)
                 if pause > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), pause)
-            else:
-                await self.realtime.catch_up()
+            await pipeline.settle()
+            ahead = await pipeline.next_delivery(wait=False)
+            if not ahead.empty:
+                await self._flush_until_held(ahead)
+        finally:
+            await pipeline.cancel()
         await self.drain()
 
     async def drain(self) -> None:
@@ -108,26 +137,66 @@ class Processor:
         self._stopping.set()
 
     async def _flush_until_held(self, delivery: Delivery) -> None:
+        started = time.monotonic()
+        batches = await self._write_until_held(delivery)
+        if batches is not None:
+            await self._finish_until_done(delivery, batches, started)
+
+    async def _write_until_held(self, delivery: Delivery) -> SharedBatches | None:
+        """The persistent writes of `delivery`, retried as `_flush_until_held` does."""
         attempt = 0
         while True:
             try:
-                await self.flush(delivery)
-                return
+                return await self._write_persistent(delivery)
             except Exception:
                 attempt += 1
                 self.stats.store_errors += 1
                 log.exception("flush failed (attempt %d); retrying the same batch", attempt)
                 if self._stopping.is_set() and attempt >= self.attempts_when_stopping:
                     log.error("giving up on %d events at shutdown", len(delivery.events))
+                    return None
+                await asyncio.sleep(min(self.retry_backoff_s * attempt, 10))
+
+    async def _finish_until_done(
+        self, delivery: Delivery, batches: SharedBatches, started: float
+    ) -> None:
+        """The real-time write (never raises) and the commit, retried until it succeeds."""
+        await self.realtime.offer(delivery, batches)
+        attempt = 0
+        while True:
+            try:
+                await self.transport.commit(delivery)
+                break
+            except Exception:
+                attempt += 1
+                self.stats.store_errors += 1
+                log.exception("commit failed (attempt %d); retrying", attempt)
+                if self._stopping.is_set() and attempt >= self.attempts_when_stopping:
+                    log.error("%d events left uncommitted at shutdown", len(delivery.events))
                     return
                 await asyncio.sleep(min(self.retry_backoff_s * attempt, 10))
+        self._flushed(delivery, started)
 
     async def flush(self, delivery: Delivery) -> None:
         """Write to each store what it lacks of `delivery`, then commit the delivery."""
         started = time.monotonic()
+        batches = await self._write_persistent(delivery)
+        await self.realtime.offer(delivery, batches)
+        await self.transport.commit(delivery)
+        self._flushed(delivery, started)
+
+    def _flushed(self, delivery: Delivery, started: float) -> None:
+        self.stats.flushes += 1
+        self.stats.events += len(delivery.events)
+        self.stats.last_flush_at = time.time()
+        for observe in self.flush_observers:
+            observe(time.monotonic() - started)
+
+    async def _write_persistent(self, delivery: Delivery) -> SharedBatches:
+        """Write to each persistent store what it lacks of `delivery`; the batches made."""
         keys = {(position.topic, position.partition) for position in delivery.positions}
         # Stores that hold the same offsets share one batch (the usual case: all of them).
-        batches: dict[tuple[tuple[tuple[str, str], int], ...], Batch | None] = {}
+        batches: SharedBatches = {}
         plan: list[tuple[Store, Batch | None]] = []
         for store in self.applied.stores:
             held = await self.applied.of(store, keys)
@@ -149,13 +218,7 @@ class Processor:
                 errors[store.name] = errors.get(store.name, 0) + 1
                 raise
             self.applied.advance(store, batch.positions)
-        await self.realtime.offer(delivery, batches)
-        await self.transport.commit(delivery)
-        self.stats.flushes += 1
-        self.stats.events += len(delivery.events)
-        self.stats.last_flush_at = time.time()
-        for observe in self.flush_observers:
-            observe(time.monotonic() - started)
+        return batches
 
 
 def _batch_lacking(delivery: Delivery, held: Applied) -> Batch | None:
@@ -164,3 +227,76 @@ def _batch_lacking(delivery: Delivery, held: Applied) -> Batch | None:
     if rest.empty:
         return None
     return aggregate(rest.events, rest.positions, rest.offsets)
+
+
+class _Pipeline:
+    """Overlap of consecutive flushes under a backlog, one delivery deep.
+
+    While the persistent stores write delivery N+1, the next delivery (N+2) is read and
+    delivery N is finished: offered to the real-time stores and committed. Both start on
+    the write's cue (see overlap.py). Order is kept: deliveries are written to the
+    persistent stores, offered to the real-time ones and committed in the order consumed,
+    each after the one before. A delivery read ahead is not committed before it is
+    written, so a crash or rebalance redelivers it, and the stores skip what they hold.
+    """
+
+    def __init__(self, processor: Processor) -> None:
+        self.processor = processor
+        self._ahead: asyncio.Task[Delivery] | None = None
+        self._tail: asyncio.Task[None] | None = None  # finishing the last written delivery
+        self._written: tuple[Delivery, SharedBatches, float] | None = None  # not finished yet
+
+    def overlap(self, cue: asyncio.Event, read_ahead: bool) -> None:
+        """Once `cue` is set: read the next delivery (if `read_ahead`) and finish the one
+        written last."""
+        if read_ahead:
+            self._ahead = asyncio.create_task(self._read_after(cue))
+        if self._written is not None:
+            self._start_finish(cue)
+
+    def written(self, delivery: Delivery, batches: SharedBatches, started: float) -> None:
+        self._written = (delivery, batches, started)
+
+    async def next_delivery(self, wait: bool = True) -> Delivery:
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            return await ahead
+        if not wait:
+            return Delivery()
+        return await self.processor._consume(self.processor.flush_interval_s)
+
+    async def settle(self) -> None:
+        """Finish what was written, now."""
+        if self._written is not None:
+            self._start_finish(None)
+        if self._tail is not None:
+            tail, self._tail = self._tail, None
+            await tail
+
+    async def cancel(self) -> None:
+        for task in (self._ahead, self._tail):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def _start_finish(self, cue: asyncio.Event | None) -> None:
+        assert self._written is not None
+        written, self._written = self._written, None
+        self._tail = asyncio.create_task(self._finish_after(cue, self._tail, written))
+
+    async def _read_after(self, cue: asyncio.Event) -> Delivery:
+        await cue.wait()
+        return await self.processor._consume(0)
+
+    async def _finish_after(
+        self,
+        cue: asyncio.Event | None,
+        previous: asyncio.Task[None] | None,
+        written: tuple[Delivery, SharedBatches, float],
+    ) -> None:
+        if cue is not None:
+            await cue.wait()
+        if previous is not None:
+            await previous
+        await self.processor._finish_until_done(*written)

@@ -1,9 +1,12 @@
 """The processor side: a group member that resumes after what the stores hold.
 
-Every method blocks, so the transport calls them from a worker thread, one at a time (the
-processor consumes, writes, commits, and only then consumes again). Partition assignment
-and revocation happen inside `consume`: when partitions are revoked, every delivery handed
-out before has been written and committed, so there is nothing to flush first. On
+Every method blocks, so the transport calls them from a worker thread, one at a time.
+Partition assignment and revocation happen inside `consume`. Under a backlog the processor
+reads the next delivery while it writes the last one, so partitions may be revoked while a
+delivery of theirs is being written: its commit then leaves them out, and their next owner
+resumes after what the stores hold, or before it and they skip it: each store checks
+and records its applied offsets in the write itself (Postgres locks their rows), so of two
+owners writing one range, the second finds it held. On
 assignment each partition resumes at the first offset some store lacks (asked of the
 processor, on the event loop) or at the committed offset, whichever is later; the stores
 skip anything they hold, so offsets committed late (a crash between write and commit) or

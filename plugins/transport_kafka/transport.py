@@ -44,6 +44,9 @@ class KafkaTransport:
         self._topics_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._dead_letters_seen = 0
+        # The consumer is called from worker threads one at a time: the processor reads the
+        # next delivery while the last one's commit may still run.
+        self._consumer_lock = asyncio.Lock()
         self.produce_latency = produce_latency_histogram()  # shown by metrics.py
 
     async def start(self) -> None:
@@ -90,7 +93,8 @@ class KafkaTransport:
             # a timeout does: a caller looping on this must still let the stop proceed.
             await asyncio.sleep(min(timeout_s, 0.05))
             return Delivery()
-        return await asyncio.to_thread(self.consumer.consume, max_events, timeout_s)
+        async with self._consumer_lock:
+            return await asyncio.to_thread(self.consumer.consume, max_events, timeout_s)
 
     async def commit(self, delivery: Delivery) -> None:
         if self.consumer is None:
@@ -102,7 +106,8 @@ class KafkaTransport:
             if left:
                 raise RuntimeError(f"kafka: {left} messages not acknowledged; commit postponed")
             self._dead_letters_seen = dead_letters
-        await asyncio.to_thread(self.consumer.commit, delivery)
+        async with self._consumer_lock:
+            await asyncio.to_thread(self.consumer.commit, delivery)
 
     async def stop(self) -> None:
         """Refuse new events and wait (up to `shutdown_flush_s`) for the broker to take the rest."""
@@ -126,7 +131,8 @@ class KafkaTransport:
         await asyncio.to_thread(self.producer.stop_reports)
         await _cancel(self._topics_task)
         if self.consumer is not None:
-            await asyncio.to_thread(self.consumer.close)
+            async with self._consumer_lock:
+                await asyncio.to_thread(self.consumer.close)
             self.consumer = None
 
     def pending(self) -> int:
