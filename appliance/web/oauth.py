@@ -42,7 +42,7 @@ from appliance.core.admission import (
 from appliance.core.auth import AuthProvider
 from appliance.core.stores import call
 from appliance.web.challenges import issue_challenge, redeem_challenge
-from appliance.web.oauth_settings import missing_credentials, report_missing
+from appliance.web.oauth_settings import credentials_set
 from appliance.web.pages import render
 from appliance.web.security import appliance_of, log_in
 
@@ -208,9 +208,7 @@ def oauth_provider(
 ) -> list[AuthProvider]:
     """An OAuth plugin's sign-in (routes /login/<name>[/callback], a button from its
     `<section>/button.html`), or nothing while its credentials are not set."""
-    missing = missing_credentials(settings, section)
-    if missing:
-        report_missing(label, missing)
+    if not credentials_set(settings, section, label):
         return []
     name = section.removeprefix("auth_")
     policy = policy_from(settings, section)

@@ -11,8 +11,8 @@ from typing import Any
 from authlib.integrations.starlette_client import OAuth
 
 from appliance.core.admission import ExternalIdentity, SignInRefused
+from plugins.auth_github import SECTION
 
-SECTION = "auth_github"
 GITHUB_API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
 

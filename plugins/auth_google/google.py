@@ -12,8 +12,8 @@ from typing import Any
 from authlib.integrations.starlette_client import OAuth
 
 from appliance.core.admission import ExternalIdentity, SignInRefused
+from plugins.auth_google import SECTION
 
-SECTION = "auth_google"
 LEEWAY_S = 60  # clock difference tolerated on exp/iat
 
 

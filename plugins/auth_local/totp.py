@@ -14,11 +14,14 @@ import hmac
 import re
 import secrets
 import time
+from typing import TYPE_CHECKING
 
 import pyotp
 import segno
-from cryptography.fernet import Fernet, InvalidToken
 from markupsafe import Markup
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 ISSUER = "Appliance analytics"
 STEP_S = 30
@@ -77,6 +80,9 @@ def normalize_recovery_code(raw: str) -> str | None:
 
 
 def _fernet(secret_key: str) -> Fernet:
+    # Imported on first use: cryptography is ~7 MiB of a server where nobody set up 2FA.
+    from cryptography.fernet import Fernet
+
     key = hmac.new(secret_key.encode(), b"appliance totp secret v1", hashlib.sha256).digest()
     return Fernet(base64.urlsafe_b64encode(key))
 
@@ -87,6 +93,8 @@ def seal(secret: str, secret_key: str) -> str:
 
 def unseal(sealed: str, secret_key: str) -> str | None:
     """The secret, or None when it was sealed under another secret key."""
+    from cryptography.fernet import InvalidToken
+
     try:
         return _fernet(secret_key).decrypt(sealed.encode()).decode()
     except InvalidToken:

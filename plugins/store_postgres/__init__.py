@@ -3,7 +3,8 @@
 Settings: ``stores`` contains ``"postgres"`` to keep analytics here; ``account_store =
 "postgres"`` to keep accounts and domains here (so several app instances share them); the
 ``postgres`` section (config.py lists every key, README.md explains them). Nothing connects
-until a store is opened, so the embedded profile loads this plugin without a server.
+until a store is opened, so the embedded profile loads this plugin without a server; and
+nothing imports psycopg until Postgres is in use (the modules below import it lazily).
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance import hookimpl
-from plugins.store_postgres.accounts import PostgresAccountStore
-from plugins.store_postgres.analytics import PostgresAnalyticsStore
 from plugins.store_postgres.config import DEFAULTS, NAME, PostgresSettings, problems
-from plugins.store_postgres.db import Database
+
+if TYPE_CHECKING:
+    from plugins.store_postgres.accounts import PostgresAccountStore
+    from plugins.store_postgres.analytics import PostgresAnalyticsStore
+    from plugins.store_postgres.db import Database
 
 log = logging.getLogger(__name__)
 RETENTION_EVERY_S = 3600
@@ -27,6 +30,8 @@ _databases: weakref.WeakKeyDictionary[Any, Database] = weakref.WeakKeyDictionary
 
 
 def _database(appliance: Any) -> Database:
+    from plugins.store_postgres.db import Database
+
     if appliance not in _databases:
         _databases[appliance] = Database(PostgresSettings.from_settings(appliance.settings))
     return _databases[appliance]
@@ -46,6 +51,8 @@ def validate_settings(settings: Any) -> list[str]:
 def register_account_store(appliance: Any) -> PostgresAccountStore | None:
     if appliance.settings.account_store != NAME:
         return None
+    from plugins.store_postgres.accounts import PostgresAccountStore
+
     return PostgresAccountStore(_database(appliance))
 
 
@@ -54,6 +61,8 @@ def register_stores(appliance: Any) -> list[PostgresAnalyticsStore]:
     settings = appliance.settings
     if NAME not in settings.stores:
         return []
+    from plugins.store_postgres.analytics import PostgresAnalyticsStore
+
     retention_days = int(settings.postgres.retention_days)
     return [PostgresAnalyticsStore(_database(appliance), retention_days)]
 
@@ -62,7 +71,7 @@ def register_stores(appliance: Any) -> list[PostgresAnalyticsStore]:
 def startup(appliance: Any) -> None:
     """Expire raw events hourly (and create next month's partition ahead of time)."""
     for store in appliance.stores:
-        if isinstance(store, PostgresAnalyticsStore):
+        if store.name == NAME:
             appliance.background(_expire_forever(store), "postgres-retention")
 
 

@@ -1,16 +1,14 @@
 """The `postgres` settings section: defaults, checks that name the key, connection options.
 
 Read only when `stores` contains "postgres" or `account_store = "postgres"`; the embedded
-profile never touches it. The DSN holds a password, so no message here ever quotes it.
+profile never touches it, and never imports psycopg (13 MiB of a process that has no use for
+it). The DSN holds a password, so no message here ever quotes it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from appliance.core.settings import is_bool, is_int, one_of, require
 
@@ -44,6 +42,9 @@ def _dsn_problem(settings: Any) -> str | None:
             "POSTGRES.DSN: missing (e.g. postgresql://user:password@127.0.0.1:5432/appliance;"
             " set APPLIANCE_POSTGRES__DSN)"
         )
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         conninfo_to_dict(str(dsn))
     except psycopg.ProgrammingError:
@@ -111,6 +112,8 @@ class PostgresSettings:
 
     def where(self) -> str:
         """host:port/dbname, for messages (never the user or password)."""
+        from psycopg.conninfo import conninfo_to_dict
+
         parts = conninfo_to_dict(self.dsn)
         host = parts.get("host") or "localhost"
         return f"{host}:{parts.get('port') or 5432}/{parts.get('dbname') or ''}"
