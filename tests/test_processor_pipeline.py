@@ -76,6 +76,7 @@ class RecordedTransport(MemoryTransport):
         super().__init__(capacity=1000)
         self.log = log
         self.failing_commits: set[int] = set()
+        self.refusing_commits = threading.Event()  # every commit fails while set
 
     async def consume(self, max_events: int, timeout_s: float) -> Delivery:
         delivery = await super().consume(max_events, timeout_s)
@@ -85,7 +86,7 @@ class RecordedTransport(MemoryTransport):
 
     async def commit(self, delivery: Delivery) -> None:
         first = delivery.positions[0].first
-        if first in self.failing_commits:
+        if first in self.failing_commits or self.refusing_commits.is_set():
             self.failing_commits.discard(first)
             raise ConnectionError("simulated commit failure")
         await super().commit(delivery)
@@ -211,3 +212,46 @@ def test_a_stop_during_a_backlog_writes_and_commits_what_was_read_ahead(
     assert log.of("committed") == [BATCH * n for n in range(5)]
     assert transport.pending() == 0
     assert_each_event_once(stores, 5 * BATCH)
+
+
+def test_nothing_after_a_delivery_given_up_at_shutdown_is_written_or_committed(
+    stores: tuple[SqliteAnalyticsStore, SqliteAnalyticsStore],
+) -> None:
+    """Delivery 1 always fails, and delivery 2 was read ahead meanwhile. Stopping gives
+    delivery 1 up: writing delivery 2 (or draining) would move the stores' offsets and the
+    commit past it, and with Kafka it would never be delivered again."""
+
+    def arrange(log: Log, persistent: Recorded, _: Recorded, __: object) -> None:
+        def refuse_always() -> None:
+            persistent.before[BATCH] = refuse_always  # and every retry too
+            raise ConnectionError("the store refuses this batch")
+
+        persistent.before[BATCH] = refuse_always
+
+    log, transport, processor = run_backlog(stores, 4, arrange, stop_when=("consumed", 2 * BATCH))
+    assert log.of("persistent wrote") == [0]
+    assert log.of("committed") == [0]
+    assert processor.stats.events == BATCH
+    for store in stores:
+        with store.reader.locked() as conn:
+            assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == BATCH
+
+
+def test_while_commits_fail_under_a_backlog_written_deliveries_do_not_pile_up(
+    stores: tuple[SqliteAnalyticsStore, SqliteAnalyticsStore],
+) -> None:
+    """A commit failing over and over (the group coordinator away) holds up the next write:
+    at most one written delivery waits for its commit, not the whole backlog in memory."""
+    deliveries = 20
+
+    def arrange(log: Log, _: Recorded, __: Recorded, transport: RecordedTransport) -> None:
+        transport.refusing_commits.set()
+        threading.Timer(0.5, transport.refusing_commits.clear).start()
+
+    log, transport, processor = run_backlog(stores, deliveries, arrange)
+    first_commit = log.entries.index(("committed", 0))
+    written_before = [e for e in log.entries[:first_commit] if e[0] == "persistent wrote"]
+    assert len(written_before) <= 2, written_before
+    assert log.of("committed") == [BATCH * n for n in range(deliveries)]
+    assert transport.pending() == 0
+    assert_each_event_once(stores, deliveries * BATCH)

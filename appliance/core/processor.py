@@ -80,6 +80,7 @@ class Processor:
         and commit run while the next one is written (see `_Pipeline`)."""
         pipeline = _Pipeline(self)
         loop = asyncio.get_running_loop()
+        gave_up = False
         try:
             while not self._stopping.is_set():
                 delivery = await pipeline.next_delivery()
@@ -87,18 +88,19 @@ class Processor:
                     await pipeline.settle()  # the feed takes one caller at a time
                     await self.realtime.catch_up()
                     continue
-                started = time.monotonic()
                 backlog = len(delivery.events) >= self.max_batch_events
                 cue = asyncio.Event()
-                pipeline.overlap(cue, read_ahead=backlog)
+                await pipeline.overlap(cue, read_ahead=backlog)
+                started = time.monotonic()
                 token = overlap.set_cue(lambda cue=cue: loop.call_soon_threadsafe(cue.set))
                 try:
                     batches = await self._write_until_held(delivery)
                 finally:
                     overlap.reset(token)
                     cue.set()
-                if batches is None:  # given up at shutdown
-                    continue
+                if batches is None:  # given up at shutdown: nothing after it may be committed
+                    gave_up = True
+                    break
                 pipeline.written(delivery, batches, started)
                 if backlog:
                     continue
@@ -107,13 +109,15 @@ class Processor:
                 if pause > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), pause)
-            await pipeline.settle()
-            ahead = await pipeline.next_delivery(wait=False)
-            if not ahead.empty:
-                await self._flush_until_held(ahead)
+            await pipeline.settle()  # only deliveries before a given-up one were written
+            if not gave_up:
+                ahead = await pipeline.next_delivery(wait=False)
+                if not ahead.empty:
+                    await self._flush_until_held(ahead)
         finally:
-            await pipeline.cancel()
-        await self.drain()
+            await pipeline.cancel()  # a read-ahead left unwritten is redelivered
+        if not gave_up:
+            await self.drain()
 
     async def drain(self) -> None:
         while True:
@@ -238,6 +242,9 @@ class _Pipeline:
     persistent stores, offered to the real-time ones and committed in the order consumed,
     each after the one before. A delivery read ahead is not committed before it is
     written, so a crash or rebalance redelivers it, and the stores skip what they hold.
+    At most one finish runs: the next write waits for the last one, so a commit that keeps
+    failing under a backlog holds up reading and writing instead of piling deliveries up
+    in memory, and a finish that failed surfaces at once.
     """
 
     def __init__(self, processor: Processor) -> None:
@@ -246,9 +253,10 @@ class _Pipeline:
         self._tail: asyncio.Task[None] | None = None  # finishing the last written delivery
         self._written: tuple[Delivery, SharedBatches, float] | None = None  # not finished yet
 
-    def overlap(self, cue: asyncio.Event, read_ahead: bool) -> None:
+    async def overlap(self, cue: asyncio.Event, read_ahead: bool) -> None:
         """Once `cue` is set: read the next delivery (if `read_ahead`) and finish the one
-        written last."""
+        written last (after the finish before it is done)."""
+        await self._await_tail()
         if read_ahead:
             self._ahead = asyncio.create_task(self._read_after(cue))
         if self._written is not None:
@@ -267,8 +275,12 @@ class _Pipeline:
 
     async def settle(self) -> None:
         """Finish what was written, now."""
+        await self._await_tail()
         if self._written is not None:
             self._start_finish(None)
+            await self._await_tail()
+
+    async def _await_tail(self) -> None:
         if self._tail is not None:
             tail, self._tail = self._tail, None
             await tail
@@ -281,22 +293,17 @@ class _Pipeline:
                     await task
 
     def _start_finish(self, cue: asyncio.Event | None) -> None:
-        assert self._written is not None
+        assert self._written is not None and self._tail is None
         written, self._written = self._written, None
-        self._tail = asyncio.create_task(self._finish_after(cue, self._tail, written))
+        self._tail = asyncio.create_task(self._finish_after(cue, written))
 
     async def _read_after(self, cue: asyncio.Event) -> Delivery:
         await cue.wait()
         return await self.processor._consume(0)
 
     async def _finish_after(
-        self,
-        cue: asyncio.Event | None,
-        previous: asyncio.Task[None] | None,
-        written: tuple[Delivery, SharedBatches, float],
+        self, cue: asyncio.Event | None, written: tuple[Delivery, SharedBatches, float]
     ) -> None:
         if cue is not None:
             await cue.wait()
-        if previous is not None:
-            await previous
         await self.processor._finish_until_done(*written)
