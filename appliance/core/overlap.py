@@ -10,6 +10,7 @@ called from the store's thread), or when the write returns, whichever comes firs
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 
@@ -20,7 +21,10 @@ def waiting_on_server() -> None:
     """Say, from a store's write_batch, that its Python work for the batch is done."""
     cue = _cue.get()
     if cue is not None:
-        cue()
+        # The processor's loop may be gone (a write left running at exit): the store's
+        # transaction must not fail over a hint nobody waits for.
+        with contextlib.suppress(RuntimeError):
+            cue()
 
 
 def set_cue(cue: Callable[[], None]) -> Token[Callable[[], None] | None]:
