@@ -77,6 +77,7 @@ class RecordedTransport(MemoryTransport):
         self.log = log
         self.failing_commits: set[int] = set()
         self.refusing_commits = threading.Event()  # every commit fails while set
+        self.stopped = threading.Event()
 
     async def consume(self, max_events: int, timeout_s: float) -> Delivery:
         delivery = await super().consume(max_events, timeout_s)
@@ -91,6 +92,10 @@ class RecordedTransport(MemoryTransport):
             raise ConnectionError("simulated commit failure")
         await super().commit(delivery)
         self.log.add("committed", first)
+
+    async def stop(self) -> None:
+        await super().stop()
+        self.stopped.set()  # the processor is told to stop right after this
 
 
 @pytest.fixture
@@ -205,8 +210,14 @@ def test_a_failed_write_or_commit_is_retried_in_order_and_counted_once(
 def test_a_stop_during_a_backlog_writes_and_commits_what_was_read_ahead(
     stores: tuple[SqliteAnalyticsStore, SqliteAnalyticsStore],
 ) -> None:
-    def arrange(log: Log, persistent: Recorded, _: Recorded, __: object) -> None:
-        persistent.before[BATCH] = lambda: log.wait_for("consumed", 2 * BATCH)
+    def arrange(log: Log, persistent: Recorded, _: Recorded, transport: RecordedTransport) -> None:
+        # Delivery 1's write ends only once the stop was asked for, with delivery 2 read
+        # ahead: the stop itself must write and commit it (it used to, by timing, 4 in 15).
+        def write_until_stopped() -> None:
+            log.wait_for("consumed", 2 * BATCH)
+            transport.stopped.wait(WAIT_S)
+
+        persistent.before[BATCH] = write_until_stopped
 
     log, transport, processor = run_backlog(stores, 5, arrange, stop_when=("consumed", 2 * BATCH))
     assert log.of("committed") == [BATCH * n for n in range(5)]
