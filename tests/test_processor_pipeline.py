@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,10 +54,14 @@ class Recorded:
     def __init__(self, inner: SqliteAnalyticsStore, log: Log, name: str, role: str) -> None:
         self.inner, self.log, self.name, self.role = inner, log, name, role
         self.before: dict[int, object] = {}  # first offset -> callable
+        self.before_cue: dict[int, object] = {}  # the same, before the cue is given
 
     def write_batch(self, batch: Batch) -> bool:
         first = batch.positions[0].first
         self.log.add(f"{self.name} starts", first)
+        early = self.before_cue.pop(first, None)
+        if callable(early):
+            early()
         if self.role == "persistent":  # as Postgres does once its Python work is done
             self.log.add(f"{self.name} cued", first)
             overlap.waiting_on_server()
@@ -171,6 +176,8 @@ def test_the_next_delivery_is_read_and_the_last_one_finished_while_the_next_is_w
 
         realtime.before[0] = realtime_0
         persistent.before[BATCH] = persistent_1
+        # The write's own Python work (before the cue) takes a while: nothing may start then.
+        persistent.before_cue[BATCH] = lambda: time.sleep(0.2)
 
     log, transport, processor = run_backlog(stores, 3, arrange)
     assert overlapped == {"finish during the next write": True, "read during a write": True}
