@@ -257,6 +257,46 @@ def test_redelivered_overlaps_and_a_replay_count_each_event_once_per_store(
         store.close()
 
 
+def test_a_cancelled_consume_holds_the_consumer_until_its_call_returns(tmp_path: Path) -> None:
+    """The processor cancels a read-ahead when it stops early; librdkafka's call goes on in
+    its thread, and close() must wait for it instead of closing the consumer under it."""
+    require_broker()
+    settings = kafka_settings(topic=unique("cancel"), group_id=unique("g"))
+    calls: list[tuple[str, float, float]] = []
+
+    def recorded(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            began = time.monotonic()
+            try:
+                return call(*args)
+            finally:
+                calls.append((name, began, time.monotonic()))
+
+        return run
+
+    async def scenario() -> None:
+        transport = KafkaTransport(settings)
+        await transport.start()
+        processor = Processor(transport, [], flush_interval_s=0.05, max_batch_events=100)
+        await processor.subscribe()
+        consumer = transport.consumer
+        assert consumer is not None
+        consumer.consume = recorded("consume", consumer.consume)  # type: ignore[method-assign]
+        consumer.close = recorded("close", consumer.close)  # type: ignore[method-assign]
+        reading = asyncio.create_task(transport.consume(100, 1.5))  # nothing to read
+        await asyncio.sleep(0.3)
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        await transport.stop()
+        await transport.close()
+
+    asyncio.run(scenario())
+    (_, _, consumed_until), (_, closing_from, _) = calls
+    assert [name for name, _, _ in calls] == ["consume", "close"]
+    assert closing_from >= consumed_until
+
+
 def test_unreadable_messages_go_to_the_dead_letter_topic_and_processing_continues(
     tmp_path: Path,
 ) -> None:

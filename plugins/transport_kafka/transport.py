@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -27,6 +30,7 @@ from plugins.transport_kafka.producer import EventProducer, librdkafka_log
 from plugins.transport_kafka.topics import TopicSpec, ensure_topics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TOPIC_ATTEMPT_S = 2.0  # one try at reaching a broker; short, so a stop is never held long
 TOPIC_RETRY_PAUSE_S = 1.0
@@ -45,8 +49,9 @@ class KafkaTransport:
         self._stopping = False
         self._dead_letters_seen = 0
         # The consumer is called from worker threads one at a time: the processor reads the
-        # next delivery while the last one's commit may still run.
-        self._consumer_lock = asyncio.Lock()
+        # next delivery while the last one's commit may still run. A thread lock, taken in
+        # the worker: a cancelled caller must not let close() in while its call still runs.
+        self._consumer_lock = threading.Lock()
         self.produce_latency = produce_latency_histogram()  # shown by metrics.py
 
     async def start(self) -> None:
@@ -93,8 +98,7 @@ class KafkaTransport:
             # a timeout does: a caller looping on this must still let the stop proceed.
             await asyncio.sleep(min(timeout_s, 0.05))
             return Delivery()
-        async with self._consumer_lock:
-            return await asyncio.to_thread(self.consumer.consume, max_events, timeout_s)
+        return await self._call_consumer(self.consumer.consume, max_events, timeout_s)
 
     async def commit(self, delivery: Delivery) -> None:
         if self.consumer is None:
@@ -106,8 +110,7 @@ class KafkaTransport:
             if left:
                 raise RuntimeError(f"kafka: {left} messages not acknowledged; commit postponed")
             self._dead_letters_seen = dead_letters
-        async with self._consumer_lock:
-            await asyncio.to_thread(self.consumer.commit, delivery)
+        await self._call_consumer(self.consumer.commit, delivery)
 
     async def stop(self) -> None:
         """Refuse new events and wait (up to `shutdown_flush_s`) for the broker to take the rest."""
@@ -131,9 +134,15 @@ class KafkaTransport:
         await asyncio.to_thread(self.producer.stop_reports)
         await _cancel(self._topics_task)
         if self.consumer is not None:
-            async with self._consumer_lock:
-                await asyncio.to_thread(self.consumer.close)
+            await self._call_consumer(self.consumer.close)
             self.consumer = None
+
+    async def _call_consumer(self, call: Callable[..., T], *args: Any) -> T:
+        def locked() -> T:
+            with self._consumer_lock:
+                return call(*args)
+
+        return await asyncio.to_thread(locked)
 
     def pending(self) -> int:
         return self.producer.queued()
