@@ -16,8 +16,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from appliance.core import overlap
 from appliance.core.aggregation import Batch, aggregate
@@ -27,6 +28,8 @@ from appliance.core.stores import Store, call
 from appliance.core.transport import Applied, Delivery, Transport
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+_GAVE_UP = object()  # what _retried answers when a stop made it give a step up
 
 
 @dataclass(slots=True)
@@ -147,18 +150,30 @@ class Processor:
             await self._finish_until_done(delivery, batches, started)
 
     async def _write_until_held(self, delivery: Delivery) -> SharedBatches | None:
-        """The persistent writes of `delivery`, retried as `_flush_until_held` does."""
+        """The persistent writes of `delivery`, retried; None when given up at shutdown."""
+        batches = await self._retried(
+            lambda: self._write_persistent(delivery),
+            "flush failed (attempt %d); retrying the same batch",
+            f"giving up on {len(delivery.events)} events at shutdown",
+        )
+        return None if batches is _GAVE_UP else batches
+
+    async def _retried(
+        self, step: Callable[[], Awaitable[T]], failed: str, given_up: str
+    ) -> T | object:
+        """`step()` until it succeeds, with a growing pause between attempts; _GAVE_UP once a
+        stop was asked for and it failed `attempts_when_stopping` times."""
         attempt = 0
         while True:
             try:
-                return await self._write_persistent(delivery)
+                return await step()
             except Exception:
                 attempt += 1
                 self.stats.store_errors += 1
-                log.exception("flush failed (attempt %d); retrying the same batch", attempt)
+                log.exception(failed, attempt)
                 if self._stopping.is_set() and attempt >= self.attempts_when_stopping:
-                    log.error("giving up on %d events at shutdown", len(delivery.events))
-                    return None
+                    log.error("%s", given_up)
+                    return _GAVE_UP
                 await asyncio.sleep(min(self.retry_backoff_s * attempt, 10))
 
     async def _finish_until_done(
@@ -166,20 +181,13 @@ class Processor:
     ) -> None:
         """The real-time write (never raises) and the commit, retried until it succeeds."""
         await self.realtime.offer(delivery, batches)
-        attempt = 0
-        while True:
-            try:
-                await self.transport.commit(delivery)
-                break
-            except Exception:
-                attempt += 1
-                self.stats.store_errors += 1
-                log.exception("commit failed (attempt %d); retrying", attempt)
-                if self._stopping.is_set() and attempt >= self.attempts_when_stopping:
-                    log.error("%d events left uncommitted at shutdown", len(delivery.events))
-                    return
-                await asyncio.sleep(min(self.retry_backoff_s * attempt, 10))
-        self._flushed(delivery, started)
+        committed = await self._retried(
+            lambda: self.transport.commit(delivery),
+            "commit failed (attempt %d); retrying",
+            f"{len(delivery.events)} events left uncommitted at shutdown",
+        )
+        if committed is not _GAVE_UP:
+            self._flushed(delivery, started)
 
     async def flush(self, delivery: Delivery) -> None:
         """Write to each store what it lacks of `delivery`, then commit the delivery."""
