@@ -18,7 +18,14 @@ from plugins.store_postgres import migrate as migrate_module
 from plugins.store_postgres import writer
 from plugins.store_postgres.analytics import TUNING, PostgresAnalyticsStore
 from tests.postgres_server import database, fresh_database
-from tests.test_postgres_store import SITE, T0, known_load, visits_rows, write_in_flushes
+from tests.test_postgres_store import (
+    SITE,
+    T0,
+    known_load,
+    visits_of_one_writer,
+    visits_rows,
+    write_in_flushes,
+)
 
 
 @pytest.fixture
@@ -70,12 +77,7 @@ def test_a_database_from_before_upgrades_and_closes_its_open_visits(
     """Written at migration 0003, upgraded, written on: the visits come out as a database
     made at the newest migration makes them."""
     events = known_load(1500)
-    with fresh_database() as new_dsn:
-        new = PostgresAnalyticsStore(database(new_dsn))
-        new.open()
-        write_in_flushes(new, events, 100)
-        expected = visits_rows(new_dsn)
-        new.close()
+    expected = visits_of_one_writer(events, 100)
     every = migrate_module.scripts
     monkeypatch.setattr(
         migrate_module, "scripts", lambda track: [s for s in every(track) if s[0] <= 3]

@@ -183,6 +183,17 @@ def visits_rows(dsn: str) -> list[tuple[object, ...]]:
         return conn.execute("SELECT * FROM visits ORDER BY visit_id").fetchall()
 
 
+def visits_of_one_writer(events: list[Event], flush_size: int) -> list[tuple[object, ...]]:
+    """The visits a fresh database at the newest migration gets from one writer alone."""
+    with fresh_database() as alone_dsn:
+        alone = PostgresAnalyticsStore(database(alone_dsn))
+        alone.open()
+        write_in_flushes(alone, events, flush_size)
+        rows = visits_rows(alone_dsn)
+        alone.close()
+    return rows
+
+
 def test_writers_taking_turns_failing_or_seeing_a_site_deleted_keep_the_same_visits(
     dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -190,12 +201,7 @@ def test_writers_taking_turns_failing_or_seeing_a_site_deleted_keep_the_same_vis
     another one wrote the site meanwhile (a rebalance), and forget nothing of a failed
     flush: the visits come out as one writer alone makes them."""
     events = known_load(1200)
-    with fresh_database() as alone_dsn:
-        alone = PostgresAnalyticsStore(database(alone_dsn))
-        alone.open()
-        write_in_flushes(alone, events, 100)
-        expected = visits_rows(alone_dsn)
-        alone.close()
+    expected = visits_of_one_writer(events, 100)
     stores = [PostgresAnalyticsStore(database(dsn)) for _ in range(2)]
     for opened in stores:
         opened.open()
