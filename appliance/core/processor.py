@@ -83,7 +83,7 @@ class Processor:
         and commit run while the next one is written (see `_Pipeline`)."""
         pipeline = _Pipeline(self)
         loop = asyncio.get_running_loop()
-        gave_up = False
+        stop_here = False  # a delivery was given up, and the transport brings it back
         try:
             while not self._stopping.is_set():
                 delivery = await pipeline.next_delivery()
@@ -101,9 +101,9 @@ class Processor:
                 finally:
                     overlap.reset(token)
                     cue.set()
-                if batches is None:  # given up at shutdown: nothing after it may be committed
-                    gave_up = True
-                    break
+                if batches is None:  # given up at shutdown
+                    stop_here = self._redelivers
+                    continue
                 pipeline.written(delivery, batches, started)
                 if backlog:
                     continue
@@ -113,21 +113,28 @@ class Processor:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), pause)
             await pipeline.settle()  # only deliveries before a given-up one were written
-            if not gave_up:
+            if not stop_here:
                 ahead = await pipeline.next_delivery(wait=False)
                 if not ahead.empty:
-                    await self._flush_until_held(ahead)
+                    stop_here = not await self._flush_until_held(ahead) and self._redelivers
         finally:
             await pipeline.cancel()  # a read-ahead left unwritten is redelivered
-        if not gave_up:
+        if not stop_here:
             await self.drain()
+
+    @property
+    def _redelivers(self) -> bool:
+        """Whether a delivery given up at a stop comes again (then nothing after it may be
+        written or committed: the offsets would move over it)."""
+        return getattr(self.transport, "redelivers", True)
 
     async def drain(self) -> None:
         while True:
             delivery = await self._consume(0)
             if delivery.empty:
                 return
-            await self._flush_until_held(delivery)
+            if not await self._flush_until_held(delivery) and self._redelivers:
+                return
 
     async def _consume(self, timeout_s: float) -> Delivery:
         """A broker that is away is waited out: log, pause, and report nothing arrived."""
@@ -143,11 +150,14 @@ class Processor:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _flush_until_held(self, delivery: Delivery) -> None:
+    async def _flush_until_held(self, delivery: Delivery) -> bool:
+        """Write and commit `delivery`, retrying; False when given up at shutdown."""
         started = time.monotonic()
         batches = await self._write_until_held(delivery)
-        if batches is not None:
-            await self._finish_until_done(delivery, batches, started)
+        if batches is None:
+            return False
+        await self._finish_until_done(delivery, batches, started)
+        return True
 
     async def _write_until_held(self, delivery: Delivery) -> SharedBatches | None:
         """The persistent writes of `delivery`, retried; None when given up at shutdown."""

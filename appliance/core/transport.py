@@ -111,6 +111,12 @@ ResumeOffsets = Callable[[str, Sequence[str]], Awaitable[dict[str, int]]]
 
 class Transport(Protocol):
     name: str
+    # True when a delivery left uncommitted comes again after a restart (a broker keeps it:
+    # Kafka); False when what this process holds dies with it (the in-process queue). At a
+    # stop, past a delivery the processor had to give up, it writes and commits nothing more
+    # when the transport redelivers (that would move the offsets over it), and writes the
+    # rest when it does not (nothing else would). Taken as True when a transport lacks it.
+    redelivers: bool
 
     async def start(self) -> None:
         """Get ready to publish (and to dead-letter); must not wait for a broker."""

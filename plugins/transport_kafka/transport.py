@@ -38,6 +38,7 @@ TOPIC_RETRY_PAUSE_S = 1.0
 
 class KafkaTransport:
     name = "kafka"
+    redelivers = True  # the broker keeps what was not committed
 
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings

@@ -13,6 +13,7 @@ from appliance.core.transport import Delivery, Offset, Position, ResumeOffsets, 
 
 class MemoryTransport:
     name = "memory"
+    redelivers = False  # what is queued here dies with the process
     topic = "memory"
 
     def __init__(self, capacity: int) -> None:
