@@ -89,6 +89,19 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def estimate(self, members: set[str]) -> int:
+        """What this server's HyperLogLog counts for exactly `members` (a scratch key): Redis
+        counts distinct ids with HLL, so an exact count can only be compared through it."""
+        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password or None)
+        key = f"estimate:{uuid.uuid4().hex}"
+        try:
+            if members:
+                client.pfadd(key, *members)
+            return int(client.pfcount(key))
+        finally:
+            client.delete(key)
+            client.close()
+
     def start(self) -> RedisServer:
         args = [
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",

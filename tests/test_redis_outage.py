@@ -4,6 +4,7 @@ own redis-server on a free loopback port (never the shared one)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -68,8 +69,13 @@ def stores(appliance: Appliance) -> tuple[SqliteAnalyticsStore, RedisStore]:
     return sqlite, redis_store
 
 
-def per_minute(appliance: Appliance, site_id: int) -> tuple[list, list]:
-    """The last 30 minutes, minute by minute, as each store holds them."""
+def per_minute(appliance: Appliance, server: RedisServer, site_id: int) -> tuple[list, list]:
+    """The last 30 minutes, minute by minute, as each store holds them.
+
+    Redis counts visitors and sessions with HyperLogLog: 13 distinct ids come out as 12
+    about once in 200 (two share a register; measured 20 in 4,000). So the exact side's
+    distinct counts are what Redis says for exactly the ids SQLite holds: equal when Redis
+    holds the same ids, whatever the estimate."""
     sqlite, running = stores(appliance)
     end = bucket_start(appliance.query.clock(), MINUTE) + MINUTE
     buckets = list(range(end - 30 * MINUTE, end, MINUTE))
@@ -83,12 +89,32 @@ def per_minute(appliance: Appliance, site_id: int) -> tuple[list, list]:
         finally:
             await redis_store.close()
 
+    def distinct(column: str, start: int, stop: int) -> set[str]:
+        with sqlite.reader.locked() as conn:
+            rows = conn.execute(
+                f"SELECT DISTINCT {column} FROM events WHERE site_id = ? AND ts >= ? AND ts < ?",
+                (site_id, start, stop),
+            ).fetchall()
+        return {row[0] for row in rows}
+
     live, counts = asyncio.run(read())
-    exact = sqlite.timeseries(site_id, buckets, end)
+    exact = [
+        dataclasses.replace(
+            point, visitors=server.estimate(distinct("visitor_id", point.t, point.t + MINUTE))
+        )
+        for point in sqlite.timeseries(site_id, buckets, end)
+    ]
     exact_counts = sqlite.kpis(site_id, buckets[0], end)
     return (
         [live, (counts.pageviews, counts.visitors, counts.sessions)],
-        [exact, (exact_counts.pageviews, exact_counts.visitors, exact_counts.sessions)],
+        [
+            exact,
+            (
+                exact_counts.pageviews,
+                server.estimate(distinct("visitor_id", buckets[0], end)),
+                server.estimate(distinct("session_id", buckets[0], end)),
+            ),
+        ],
     )
 
 
@@ -129,9 +155,9 @@ def test_stats_keep_answering_while_redis_is_away_and_it_catches_up_exactly(
     assert back["pageviews"] == 32 and back["visitors"] == 13
     assert appliance.processor.realtime.stats.backlog_events == 0
     assert appliance.processor.realtime.stats.dropped_events == 0
-    live_view, exact_view = per_minute(appliance, site_id)
+    live_view, exact_view = per_minute(appliance, server, site_id)
     assert live_view == exact_view  # the recent window, minute by minute: nothing twice
-    assert live_view[1][:2] == (32, 13)
+    assert live_view[1][0] == 32
 
 
 def with_password(settings: dict, password: str) -> dict:
