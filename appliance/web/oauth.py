@@ -18,6 +18,7 @@ return its `routes()` with their `AuthProvider`.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import secrets
@@ -25,9 +26,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2
-from authlib.common.errors import AuthlibBaseError
-from joserfc.errors import JoseError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -42,7 +40,7 @@ from appliance.core.admission import (
 from appliance.core.auth import AuthProvider
 from appliance.core.stores import call
 from appliance.web.challenges import issue_challenge, redeem_challenge
-from appliance.web.oauth_settings import credentials_set
+from appliance.web.oauth_settings import missing_credentials, report_missing
 from appliance.web.pages import render
 from appliance.web.security import appliance_of, log_in
 
@@ -51,17 +49,21 @@ log = logging.getLogger(__name__)
 BINDING_COOKIE = "appliance_oauth"
 COOKIE_PATH = "/login"
 STATE_TTL_S = 600
-# What a failed exchange or identity look-up can raise: the provider's error answers, bad
-# ID tokens, network trouble, and answers that are not the JSON expected.
-PROVIDER_ERRORS = (
-    AuthlibBaseError,
-    JoseError,
-    httpx2.HTTPError,
-    AttributeError,
-    KeyError,
-    TypeError,
-    ValueError,
-)
+
+
+@functools.cache
+def provider_errors() -> tuple[type[Exception], ...]:
+    """What a failed exchange or identity look-up can raise: the provider's error answers,
+    bad ID tokens, network trouble, and answers that are not the JSON expected. Imported when
+    a provider is on (`oauth_provider`): Authlib, joserfc and httpx2 are ~15 MiB of a server
+    that has none."""
+    import httpx2
+    from authlib.common.errors import AuthlibBaseError
+    from joserfc.errors import JoseError
+
+    return (AuthlibBaseError, JoseError, httpx2.HTTPError, AttributeError, KeyError, TypeError,
+            ValueError)  # fmt: skip
+
 
 # (client, token, nonce) -> the identity; raises SignInRefused when it is not acceptable.
 IdentityFetcher = Callable[[Any, dict[str, Any], str | None], Awaitable[ExternalIdentity]]
@@ -106,7 +108,7 @@ class OAuthSignIn:
         redirect_uri = callback_url(request, self.provider)
         try:
             authorization = await self.client.create_authorization_url(redirect_uri)
-        except PROVIDER_ERRORS as error:
+        except provider_errors() as error:
             log.warning("%s sign-in could not start: %s", self.provider, type(error).__name__)
             return refusal(request, 502, f"{self.label} cannot be reached; try again later.")
         payload = {
@@ -175,7 +177,7 @@ class OAuthSignIn:
                 code_verifier=attempt["code_verifier"],
             )
             return await self.fetch_identity(self.client, token, attempt.get("nonce"))
-        except PROVIDER_ERRORS as error:
+        except provider_errors() as error:
             # The error's code only: descriptions may quote what the provider was sent.
             reason = getattr(error, "error", None) or type(error).__name__
             log.warning("%s sign-in failed: %s", self.provider, reason)
@@ -208,8 +210,11 @@ def oauth_provider(
 ) -> list[AuthProvider]:
     """An OAuth plugin's sign-in (routes /login/<name>[/callback], a button from its
     `<section>/button.html`), or nothing while its credentials are not set."""
-    if not credentials_set(settings, section, label):
+    missing = missing_credentials(settings, section)
+    if missing:
+        report_missing(label, missing)
         return []
+    provider_errors()  # loaded now, not in the middle of a sign-in
     name = section.removeprefix("auth_")
     policy = policy_from(settings, section)
     sign_in = OAuthSignIn(

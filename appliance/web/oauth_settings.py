@@ -48,16 +48,6 @@ def missing_credentials(settings: Any, section: str) -> list[str]:
     ]
 
 
-def credentials_set(settings: Any, section: str, label: str) -> bool:
-    """Whether the provider can be on (else says why, as report_missing does). A plugin asks
-    before importing appliance.web.oauth: Authlib and httpx2 are ~15 MiB of a process that
-    has no provider on."""
-    missing = missing_credentials(settings, section)
-    if missing:
-        report_missing(label, missing)
-    return not missing
-
-
 def report_missing(label: str, missing: list[str]) -> None:
     """Quiet when the provider is simply not configured; a warning when half of it is."""
     level = logging.DEBUG if len(missing) == len(CREDENTIAL_KEYS) else logging.WARNING

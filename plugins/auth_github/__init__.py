@@ -15,9 +15,9 @@ from typing import Any
 
 from appliance import hookimpl
 from appliance.core.auth import AuthProvider
-from appliance.web.oauth_settings import credentials_set, provider_problems
-
-SECTION = "auth_github"
+from appliance.web.oauth import oauth_provider
+from appliance.web.oauth_settings import provider_problems
+from plugins.auth_github.github import SECTION, build_client, identity_fetcher
 
 
 @hookimpl
@@ -47,11 +47,6 @@ def validate_settings(settings: Any) -> list[str]:
 
 @hookimpl
 def register_auth_providers(appliance: Any) -> list[AuthProvider]:
-    if not credentials_set(appliance.settings, SECTION, "GitHub"):
-        return []  # nothing imports Authlib or httpx2 (~15 MiB) for a provider that is off
-    from appliance.web.oauth import oauth_provider
-    from plugins.auth_github.github import build_client, identity_fetcher
-
     return oauth_provider(
         appliance.settings,
         SECTION,

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from authlib.integrations.starlette_client import OAuth
-
 from appliance.core.admission import ExternalIdentity, SignInRefused
-from plugins.auth_github import SECTION
 
+SECTION = "auth_github"
 GITHUB_API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
 
@@ -22,6 +20,9 @@ def build_client(settings: Any) -> Any:
     scope = "read:user user:email"
     if section.get("allowed_organizations"):
         scope += " read:org"  # private organization memberships too
+    # Imported here: the plugin loads without a provider on (Authlib is ~15 MiB).
+    from authlib.integrations.starlette_client import OAuth
+
     return OAuth().register(
         name="github",
         client_id=str(section.get("client_id")),

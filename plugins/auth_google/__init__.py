@@ -15,9 +15,9 @@ from typing import Any
 
 from appliance import hookimpl
 from appliance.core.auth import AuthProvider
-from appliance.web.oauth_settings import credentials_set, provider_problems
-
-SECTION = "auth_google"
+from appliance.web.oauth import oauth_provider
+from appliance.web.oauth_settings import provider_problems
+from plugins.auth_google.google import SECTION, build_client, fetch_identity
 
 
 @hookimpl
@@ -41,11 +41,6 @@ def validate_settings(settings: Any) -> list[str]:
 
 @hookimpl
 def register_auth_providers(appliance: Any) -> list[AuthProvider]:
-    if not credentials_set(appliance.settings, SECTION, "Google"):
-        return []  # nothing imports Authlib or httpx2 (~15 MiB) for a provider that is off
-    from appliance.web.oauth import oauth_provider
-    from plugins.auth_google.google import build_client, fetch_identity
-
     return oauth_provider(
         appliance.settings,
         SECTION,

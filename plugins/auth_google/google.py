@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from authlib.integrations.starlette_client import OAuth
-
 from appliance.core.admission import ExternalIdentity, SignInRefused
-from plugins.auth_google import SECTION
 
+SECTION = "auth_google"
 LEEWAY_S = 60  # clock difference tolerated on exp/iat
 
 
 def build_client(settings: Any) -> Any:
     section = settings.get(SECTION)
+    # Imported here: the plugin loads without a provider on (Authlib is ~15 MiB).
+    from authlib.integrations.starlette_client import OAuth
+
     return OAuth().register(
         name="google",
         client_id=str(section.get("client_id")),
