@@ -41,7 +41,7 @@ test: $(VENV)/.installed-test tracker/node_modules/.installed services
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest -p no:cacheprovider $(EXAMPLES)
 
-## Start PostgreSQL, Redis, Kafka (KRaft) on loopback and install Chromium (idempotent)
+## Start PostgreSQL, Redis, Kafka (KRaft) on loopback; install Chromium, wrk, nginx (idempotent)
 services:
 	bash services/up.sh
 

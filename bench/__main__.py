@@ -15,6 +15,7 @@ import platform
 import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 # Re-exported: bench.kafka_pipeline and bench.redis_flush import these from here.
@@ -39,6 +40,9 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run only this section")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per target")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--broker-warmup", type=int, default=20, help="seconds of load before the Kafka targets"
+    )
     parser.add_argument("--fresh-seconds", type=float, default=20, help="probing per profile")
     parser.add_argument("--fresh-rate", type=int, default=1000, help="background events/s")
     parser.add_argument("--backlog", type=int, default=1_000_000, help="processor backlog events")
@@ -52,6 +56,7 @@ def main() -> None:
     parser.add_argument("--pg-events", type=int, default=200_000, help="0: only reuse the file")
     parser.add_argument("--query-runs", type=int, default=20, help="timed calls (Postgres)")
     parser.add_argument("--sqlite-runs", type=int, default=10, help="timed calls (SQLite)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="for latest.md and .json")
     args = parser.parse_args()
     sections = args.only or list(SECTIONS)
     started = time.monotonic()
@@ -61,6 +66,7 @@ def main() -> None:
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
         "seconds": args.seconds,
         "connections": args.connections,
+        "broker_warmup_s": args.broker_warmup,
         "services": up,
         "not_run": {},
     }
@@ -77,7 +83,9 @@ def main() -> None:
             from bench import enrich, ingest
 
             results["enrichment"] = enrich.run()
-            results["ingest"] = ingest.run(args.seconds, args.connections, args.more_connections)
+            results["ingest"] = ingest.run(
+                args.seconds, args.connections, args.more_connections, args.broker_warmup
+            )
         elif section == "freshness":
             from bench import freshness
 
@@ -96,7 +104,7 @@ def main() -> None:
     results["took_s"] = round(time.monotonic() - started, 1)
     from bench import report
 
-    print(report.write(results))
+    print(report.write(results, args.out))
 
 
 if __name__ == "__main__":

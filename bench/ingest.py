@@ -42,6 +42,9 @@ WARMUP_S = 2
 # A broker JVM that just started is ~35 % slower for its first half-minute of load (JIT):
 # one throwaway Kafka deployment takes this much load before the first Kafka target.
 BROKER_WARMUP_S = 20
+# Lets the bench read serve's /metrics (the Kafka profile's ack latency); any 16+ characters.
+METRICS_TOKEN = "bench-metrics-token-0123456789"  # noqa: S105 (loopback, throwaway)
+ACK_LATENCY = "appliance_kafka_produce_latency_seconds"
 
 NGINX_CONF = """daemon off;
 master_process on;
@@ -121,6 +124,7 @@ def tracker_size(url: str) -> dict[str, int]:
 
 def bench_appliance(profile: str, seconds: int, connections: int) -> dict[str, Any]:
     with Appliance(profile) as app:
+        app.env["APPLIANCE_METRICS__TOKEN"] = METRICS_TOKEN
         app.start_serve()
         if profile != "embedded":
             app.start_processor()
@@ -131,9 +135,12 @@ def bench_appliance(profile: str, seconds: int, connections: int) -> dict[str, A
         before = settled_count(app, warmup["requests"] - warmup["errors"])
         # The CPU counts until every 202 is stored: a writer still behind when wrk stops
         # must not make a request look cheaper.
+        acks_before = ack_latency_totals(app.url) if profile == "kafka" else None
         with CpuMeter(app.serve.pid) as cpu:
             with RssSampler(app.serve.pid) as rss:
                 result = run_wrk(f"{app.url}/api/events", seconds, connections)
+            if acks_before is not None:
+                result["ack_ms_mean"] = mean_ms(acks_before, ack_latency_totals(app.url))
             accepted = result["requests"] - result["errors"]
             started = time.monotonic()
             try:
@@ -160,18 +167,38 @@ def bench_appliance(profile: str, seconds: int, connections: int) -> dict[str, A
         return result
 
 
+def ack_latency_totals(url: str) -> tuple[float, float]:
+    """(sum of seconds, count) of serve's publish-to-ack histogram, from /metrics."""
+    answer = httpx.get(
+        f"{url}/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10
+    )
+    answer.raise_for_status()
+    totals = {}
+    for line in answer.text.splitlines():
+        for part in ("sum", "count"):
+            if line.startswith(f"{ACK_LATENCY}_{part} "):
+                totals[part] = float(line.split()[-1])
+    return totals["sum"], totals["count"]
+
+
+def mean_ms(before: tuple[float, float], after: tuple[float, float]) -> float | None:
+    """The mean of what was observed between two readings of a histogram, in ms."""
+    count = after[1] - before[1]
+    return round((after[0] - before[0]) / count * 1000, 2) if count else None
+
+
 def per_request_us(cpu_s: float, result: dict[str, Any]) -> float:
     """The server's CPU per 2xx answer (its threads and child processes), microseconds."""
     accepted = result["requests"] - result["errors"]
     return round(cpu_s / max(accepted, 1) * 1e6, 1)
 
 
-def warm_broker(connections: int) -> None:
+def warm_broker(connections: int, seconds: int = BROKER_WARMUP_S) -> None:
     """Load the broker through a throwaway deployment, so no target pays for its JIT."""
     with Appliance("kafka") as app:
         app.start_serve()
         app.start_processor()
-        run_wrk(f"{app.url}/api/events", BROKER_WARMUP_S, connections)
+        run_wrk(f"{app.url}/api/events", seconds, connections)
 
 
 def settled_count(app: Appliance, at_least: int, timeout_s: float = 60) -> int:
@@ -185,7 +212,12 @@ def settled_count(app: Appliance, at_least: int, timeout_s: float = 60) -> int:
             return count
 
 
-def run(seconds: int, connections: int, more_connections: int = 0) -> dict[str, Any]:
+def run(
+    seconds: int,
+    connections: int,
+    more_connections: int = 0,
+    broker_warmup_s: int = BROKER_WARMUP_S,
+) -> dict[str, Any]:
     """The four targets at `connections`; with `more_connections`, Starlette and the Kafka
     profile again at that many (the Kafka profile is bound by the broker's ack latency: with
     C connections it cannot exceed C / latency requests/s)."""
@@ -202,11 +234,12 @@ def run(seconds: int, connections: int, more_connections: int = 0) -> dict[str, 
             (f"appliance_kafka@{more_connections}", more_connections,
              lambda s, c: bench_appliance("kafka", s, c)),
         ]  # fmt: skip
-    print("  ingest: warming the Kafka broker (not measured)", file=sys.stderr)
-    try:
-        warm_broker(connections)
-    except Exception as error:  # the Kafka targets will say what is wrong
-        print(f"  ingest: broker warm-up failed: {error}", file=sys.stderr)
+    if broker_warmup_s:
+        print("  ingest: warming the Kafka broker (not measured)", file=sys.stderr)
+        try:
+            warm_broker(connections, broker_warmup_s)
+        except Exception as error:  # the Kafka targets will say what is wrong
+            print(f"  ingest: broker warm-up failed: {error}", file=sys.stderr)
     for name, count, call in plan:
         print(f"  ingest: {name}", file=sys.stderr)
         try:

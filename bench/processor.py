@@ -10,6 +10,12 @@ start-up (interpreter, plugins, group join) included is given beside it, and so 
 time per 1M events of the processes and of the Postgres server processes serving their
 database (read from /proc between their start and the last stored event): on 2 cores the two
 compete, and Postgres's share bounds what any processor change can gain.
+
+Last, the same events go through the Postgres store alone: its `write_batch` called in this
+process in flushes of the processor's size, with no Kafka, no Redis and no processor. A
+processor writes each flush in one transaction on one connection, after the one before, and
+reads and Redis writes overlap that; so this rate is the most any processor change can reach
+on this machine without changing the store.
 """
 
 from __future__ import annotations
@@ -24,18 +30,34 @@ from typing import Any
 
 import psycopg
 
-from bench.common import KAFKA, Appliance, RssSampler, cpu_s, delete_topics, unique
+from appliance.core.event import Event
+from bench.common import (
+    KAFKA,
+    PG_SERVER,
+    Appliance,
+    RssSampler,
+    cpu_s,
+    create_database,
+    delete_topics,
+    drop_database,
+    unique,
+)
 
 
-def publish_backlog(topic: str, count: int) -> dict[str, Any]:
-    from appliance.core.settings import apply_defaults, load_settings
+def backlog_events(count: int) -> list[Event]:
     from bench.redis_flush import make_events
+
+    return make_events(count, 0, random.Random(11))  # noqa: S311
+
+
+def publish_backlog(topic: str, events: list[Event]) -> dict[str, Any]:
+    from appliance.core.settings import apply_defaults, load_settings
     from plugins.transport_kafka.config import DEFAULTS, KafkaSettings
     from plugins.transport_kafka.transport import KafkaTransport
 
     settings = load_settings(transport="kafka", kafka={"bootstrap_servers": KAFKA, "topic": topic})
     apply_defaults(settings, {"kafka": DEFAULTS})
-    events = make_events(count, 0, random.Random(11))  # noqa: S311
+    count = len(events)
 
     async def body() -> float:
         transport = KafkaTransport(KafkaSettings.from_settings(settings))
@@ -121,18 +143,71 @@ def consume(topic: str, count: int, processes: int, timeout_s: float) -> dict[st
     }
 
 
+def store_alone(events: list[Event]) -> dict[str, Any]:
+    """The Postgres store's `write_batch` over `events`, in this process (see the module's
+    docstring): events/s, and CPU per 1M events of this process and of Postgres."""
+    from appliance.core.aggregation import Batch
+    from appliance.core.settings import load_settings
+    from appliance.core.transport import Position
+    from plugins.store_postgres.analytics import PostgresAnalyticsStore
+    from plugins.store_postgres.config import PostgresSettings
+    from plugins.store_postgres.db import Database
+
+    flush = int(load_settings().processor.max_batch_events)
+    name = unique("bench_store")
+    sketches = create_database(name)
+    try:
+        settings = PostgresSettings(
+            dsn=f"{PG_SERVER}/{name}", sslmode="", pool_min=1, pool_max=2, pool_timeout_s=30,
+            connect_timeout_s=5, prepared_statements=True, retention_days=0,
+        )  # fmt: skip
+        store = PostgresAnalyticsStore(Database(settings))
+        store.open()
+        try:
+            batches = [
+                Batch(events[first : first + flush],
+                      [Position("backlog", "0", first, min(first + flush, len(events)) - 1)])
+                for first in range(0, len(events), flush)
+            ]  # fmt: skip
+            postgres_before, process_before = postgres_cpu_s(name, -1), time.process_time()
+            started = time.monotonic()
+            for batch in batches:
+                store.write_batch(batch)
+            took = time.monotonic() - started
+            postgres_cpu = postgres_cpu_s(name, -1) - postgres_before
+            process_cpu = time.process_time() - process_before
+        finally:
+            store.close()
+    finally:
+        drop_database(name)
+    return {
+        "events": len(events),
+        "flush_events": flush,
+        "events_per_s": round(len(events) / took),
+        "process_cpu_s_per_1m": round(process_cpu / len(events) * 1e6, 1),
+        "postgres_cpu_s_per_1m": round(postgres_cpu / len(events) * 1e6, 1),
+        "sketches": sketches,
+    }
+
+
 def run(count: int, timeout_s: float) -> dict[str, Any]:
     topic = unique("bench_backlog")
     result: dict[str, Any] = {}
     try:
+        events = backlog_events(count)
         print(f"  processor: publishing a backlog of {count:,} events", file=sys.stderr)
-        result["backlog"] = publish_backlog(topic, count)
+        result["backlog"] = publish_backlog(topic, events)
         for processes in (1, 2):
             print(f"  processor: {processes} process(es)", file=sys.stderr)
             try:
                 result[f"processes_{processes}"] = consume(topic, count, processes, timeout_s)
             except Exception as error:
                 result[f"processes_{processes}"] = {"skipped": f"{type(error).__name__}: {error}"}
+        print("  processor: the Postgres store alone", file=sys.stderr)
+        try:
+            result["store_alone"] = store_alone(events)
+        except Exception as error:
+            result["store_alone"] = {"skipped": f"{type(error).__name__}: {error}"}
     except Exception as error:
         result["skipped"] = f"{type(error).__name__}: {error}"
     finally:

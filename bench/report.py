@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS
@@ -71,9 +72,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def write(results: dict[str, Any]) -> str:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+def write(results: dict[str, Any], out: Path = RESULTS) -> str:
+    """Write latest.json and latest.md into `out`; returns the markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         "# Benchmark results",
         "",
@@ -123,6 +125,18 @@ def write(results: dict[str, Any]) -> str:
                 f"| {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['errors']} | {stored} "
                 f"| {rss} | {_f(row.get('cpu_us_per_request'))} |"
             )
+        waits = [
+            f"{name}: a request cycle every {row['connections'] / row['rps'] * 1000:.2f} ms per "
+            f"connection, {row['ack_ms_mean']:.2f} ms of it waiting for the broker's ack"
+            for name, row in ingest.items()
+            if row.get("ack_ms_mean") and row.get("rps")
+        ]
+        if waits:
+            lines += [
+                "",
+                "Broker ack (mean of serve's publish-to-ack histogram over the measurement, "
+                "from its /metrics): " + "; ".join(waits) + ".",
+            ]
         lines += [
             "",
             "Each server gets one process: the machine has 2 cores and wrk needs one of them; "
@@ -142,7 +156,8 @@ def write(results: dict[str, Any]) -> str:
             "start of the measurement until every 202 is stored (embedded: ingest and the "
             "SQLite writer process; Kafka: ingest and the producer): unlike requests/s it does "
             "not count time spent waiting for a core on a busy machine. Before the first "
-            "target, a throwaway Kafka deployment loads the broker for 20 s: a broker JVM "
+            f"target, a throwaway Kafka deployment loads the broker for "
+            f"{results.get('broker_warmup_s', 20)} s: a broker JVM "
             "that just started answers about a third slower for its first half-minute.",
         ]
         tracker = (ingest.get("appliance_embedded") or {}).get("tracker")
@@ -217,6 +232,22 @@ def write(results: dict[str, Any]) -> str:
                 f"| {', '.join(str(r) for r in row['rss_process_backlog_mib'])} "
                 f"| {row.get('process_cpu_s_per_1m')}, {row.get('postgres_cpu_s_per_1m')} |"
             )
+        alone = proc.get("store_alone")
+        if alone and "skipped" in alone:
+            lines.append(f"| Postgres store alone | skipped: {alone['skipped']} |||||||")
+        elif alone:
+            lines += [
+                f"| Postgres store alone | {alone['events']:,} | {alone['events_per_s']:,} | - | - "
+                f"| - | - | {alone['process_cpu_s_per_1m']} (this process), "
+                f"{alone['postgres_cpu_s_per_1m']} |",
+                "",
+                "*Postgres store alone*: the same events through the store's `write_batch` in "
+                f"flushes of {alone['flush_events']:,}, in the bench's own process: no Kafka, "
+                "no Redis, no processor. A processor writes each flush in one transaction on one "
+                "connection after the one before (its Kafka reads and Redis writes overlap "
+                "those), so a processor change can gain little beyond this rate here without "
+                "changing what the store writes.",
+            ]
 
     queries = results.get("queries")
     if queries:
@@ -264,5 +295,5 @@ def write(results: dict[str, Any]) -> str:
     if notes:
         lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]
     text = "\n".join(lines) + "\n"
-    (RESULTS / "latest.md").write_text(text)
+    (out / "latest.md").write_text(text)
     return text

@@ -48,6 +48,11 @@ down_chromium() {
     say "nothing to stop"
 }
 
+down_loadgen() {
+    CURRENT_SERVICE=loadgen
+    say "nothing to stop"
+}
+
 parse_services "$@"
 take_lock
 for svc in "${SELECTED[@]}"; do

@@ -5,7 +5,7 @@ SERVICES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$SERVICES_DIR/.." && pwd)"
 STATE_DIR="$(realpath -m "${SERVICES_STATE_DIR:-$REPO_DIR/.services}")"
 
-ALL_SERVICES=(postgres redis kafka chromium)
+ALL_SERVICES=(postgres redis kafka chromium loadgen)
 
 PG_VERSION=15
 PG_CLUSTER=main

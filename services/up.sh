@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install (when missing) and start the appliance's backing services on loopback.
-#   services/up.sh                  # all: postgres redis kafka chromium
+#   services/up.sh                  # all: postgres redis kafka chromium loadgen
 #   services/up.sh postgres redis   # only those
 # Idempotent: a service that already answers is left alone. See services/README.md.
 set -Eeuo pipefail
@@ -337,6 +337,20 @@ up_chromium() {
     v=$(chromium --version 2>/dev/null | head -n1) || die "chromium --version failed"
     d=$(chromedriver --version 2>/dev/null | head -n1 | awk '{print $1, $2}') || die "chromedriver --version failed"
     say "installed: $v, $d (nothing to start)"
+}
+
+# ======================================================================= loadgen
+# The benchmark's load generator (wrk) and its nginx baseline (started by the bench itself
+# on a port of its own; the package's service is never started: policy-rc.d or no init).
+up_loadgen() {
+    CURRENT_SERVICE=loadgen
+    if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+        apt_install wrk nginx-light
+    fi
+    command -v wrk >/dev/null || die "wrk is missing after apt-get install"
+    local v
+    v=$(nginx -v 2>&1 | head -n1) || die "nginx -v failed"
+    say "installed: wrk, ${v#nginx version: } (nothing to start)"
 }
 
 # ======================================================================= main
