@@ -70,7 +70,7 @@ def fold_only(store: RedisStore, batch: Batch) -> None:
     keylist = KeyList()
     plans = [
         site_plan(store.keys, keylist, site, events, batch.positions, store.retention)
-        for site, (events, _) in group_by_site(batch.events, batch.offsets).items()
+        for site, events in group_by_site(batch.events).items()
     ]
     msgspec.json.encode(
         {"sites": plans, "global": global_plan(store.keys, keylist, batch.events, batch.positions)}

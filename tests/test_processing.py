@@ -11,7 +11,7 @@ import pytest
 from appliance.core.aggregation import HOUR, MINUTE, Batch, aggregate
 from appliance.core.event import Event
 from appliance.core.processor import Processor
-from appliance.core.transport import Offset, Position
+from appliance.core.transport import Offset, PartitionOffsets, Position, unapplied_part
 from plugins.enrich_visitor_id.visitor import SaltRing, utc_day, visitor_id
 from plugins.store_sqlite.accounts import SqliteAccountStore
 from plugins.store_sqlite.analytics import SqliteAnalyticsStore
@@ -90,6 +90,21 @@ def test_store_applies_a_partially_applied_range_once(store: SqliteAnalyticsStor
         ids = [row[0] for row in conn.execute("SELECT event_id FROM events")]
     assert sorted(ids) == sorted(f"e{i}" for i in range(15))
     assert store.applied_positions("memory") == {"p": 14}
+
+
+def test_partition_offsets_read_as_the_offsets_they_stand_for() -> None:
+    partitions, numbers = [0, 0, 1, 0, 1], [7, 8, 3, 9, 4]
+    compact = PartitionOffsets("t", partitions, numbers)
+    listed = [Offset("t", str(p), n) for p, n in zip(partitions, numbers, strict=True)]
+    assert len(compact) == 5 and list(compact) == listed and compact == listed
+    assert compact[2] == Offset("t", "1", 3) and compact[-1] == listed[-1]
+    assert compact[1:4] == listed[1:4]  # a slice is a list (the SQLite writer pipes slices)
+    events = [make_event(i) for i in range(5)]
+    positions = [Position("t", "0", 7, 9), Position("t", "1", 3, 4)]
+    held = {("t", "0"): 8, ("t", "1"): 2}
+    assert unapplied_part(events, positions, compact, held) == unapplied_part(
+        events, positions, listed, held
+    )
 
 
 def test_each_store_gets_only_what_it_lacks(tmp_path: Path) -> None:

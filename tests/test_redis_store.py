@@ -21,7 +21,7 @@ from appliance.core.periods import TimeRange
 from appliance.core.processor import Processor
 from appliance.core.query import QueryLayer
 from appliance.core.settings import load_settings
-from appliance.core.transport import Delivery, Offset, Position
+from appliance.core.transport import Delivery, Offset, PartitionOffsets, Position
 from plugins.store_redis.config import RedisSettings, problems
 from plugins.store_redis.store import RedisStore
 from plugins.store_sqlite.analytics import SqliteAnalyticsStore
@@ -240,6 +240,41 @@ def test_a_redelivered_batch_changes_nothing_and_an_overlap_counts_once(url: str
             assert (await again.kpis(1, M0, M0 + 120)).pageviews == 15
         finally:
             await again.close()
+
+    asyncio.run(scenario())
+
+
+def two_site_delivery(first: int, last: int) -> Any:
+    """Offsets first..last of partitions 0 and 1, interleaved as a Kafka fetch returns them,
+    each event's site by its offset: per-event offsets as the Kafka consumer keeps them."""
+    partitions, numbers, events = [], [], []
+    for number in range(first, last + 1):
+        for partition in (0, 1):
+            partitions.append(partition)
+            numbers.append(number)
+            site = 1 + (number + partition) % 2
+            events.append(ev(100 * partition + number, M0 + 1 + number, site=site))
+    offsets = PartitionOffsets("kafka", partitions, numbers)
+    positions = [Position("kafka", str(p), first, last) for p in (0, 1)]
+    return aggregate(events, positions, offsets)
+
+
+def test_a_partly_held_redelivery_of_several_sites_counts_once(url: str) -> None:
+    """Each site's guard re-folds exactly what that site lacks from per-event offsets."""
+
+    async def scenario() -> None:
+        store = make_store(url, unique_prefix())
+        await store.open()
+        try:
+            assert await store.write_batch(two_site_delivery(0, 9)) is True
+            assert await store.write_batch(two_site_delivery(5, 14)) is True  # 10..14 new
+            assert await store.write_batch(two_site_delivery(0, 14)) is False
+            for site in (1, 2):
+                kpis = await store.kpis(site, M0, M0 + 120)
+                assert (kpis.pageviews, kpis.visitors) == (15, 15)
+            assert await store.applied_positions("kafka") == {"0": 14, "1": 14}
+        finally:
+            await store.close()
 
     asyncio.run(scenario())
 

@@ -8,6 +8,7 @@ store can apply it exactly once, even when part of it was applied before).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from appliance.core.event import Event
@@ -42,7 +43,7 @@ class Batch:
     __slots__ = ("events", "positions", "offsets", "_rollups")
     events: list[Event]
     positions: list[Position]
-    offsets: list[Offset]
+    offsets: Sequence[Offset]
 
     def __init__(
         self,
@@ -51,7 +52,7 @@ class Batch:
         minute: dict[RollupKey, Counters] | None = None,
         hour: dict[RollupKey, Counters] | None = None,
         custom_events: dict[EventKey, int] | None = None,
-        offsets: list[Offset] | None = None,
+        offsets: Sequence[Offset] | None = None,
     ) -> None:
         self.events = events
         self.positions = positions
@@ -90,7 +91,7 @@ def bucket_start(ts: float, width: int) -> int:
 
 
 def aggregate(
-    events: list[Event], positions: list[Position], offsets: list[Offset] | None = None
+    events: list[Event], positions: list[Position], offsets: Sequence[Offset] | None = None
 ) -> Batch:
     """The batch of these events; its rollups are folded when a store first reads them."""
     return Batch(events, positions, offsets=offsets)

@@ -7,9 +7,9 @@ crash, a redelivered range may overlap what some stores applied, on different bo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, overload
 
 from appliance.core.event import Event
 
@@ -45,6 +45,52 @@ class Offset(NamedTuple):
     offset: int
 
 
+class PartitionOffsets(Sequence[Offset]):
+    """Where each event of one topic came from, as a partition number and an offset per
+    event: an Offset made per event cost a consumer more than half of what decoding the
+    event did, and stores need them only when a range was partly applied before."""
+
+    __slots__ = ("topic", "partitions", "numbers")
+
+    def __init__(self, topic: str, partitions: list[int], numbers: list[int]) -> None:
+        if len(partitions) != len(numbers):
+            raise ValueError("one partition and one offset per event")
+        self.topic = topic
+        self.partitions = partitions
+        self.numbers = numbers
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    @overload
+    def __getitem__(self, index: int) -> Offset: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Offset]: ...
+    def __getitem__(self, index: int | slice) -> Offset | list[Offset]:
+        if isinstance(index, slice):
+            return list(_offsets(self.topic, self.partitions[index], self.numbers[index]))
+        return Offset(self.topic, str(self.partitions[index]), self.numbers[index])
+
+    def __iter__(self) -> Iterator[Offset]:
+        return _offsets(self.topic, self.partitions, self.numbers)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PartitionOffsets):
+            other = list(other)
+        return isinstance(other, list) and list(self) == other
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the list it stands for
+
+    def __repr__(self) -> str:
+        return f"PartitionOffsets({list(self)!r})"
+
+
+def _offsets(topic: str, partitions: list[int], numbers: list[int]) -> Iterator[Offset]:
+    names = {partition: str(partition) for partition in set(partitions)}
+    for partition, number in zip(partitions, numbers, strict=True):
+        yield Offset(topic, names[partition], number)
+
+
 # The last offset a store holds, per (topic, partition); absent means "nothing".
 Applied = Mapping[tuple[str, str], int]
 
@@ -57,12 +103,12 @@ class Delivery:
 
     `positions` are the ranges consumed (they may include offsets that produced no event,
     such as a message sent to a dead-letter topic); `offsets[i]` is where `events[i]` came
-    from.
+    from (a list, or a PartitionOffsets).
     """
 
     events: list[Event] = field(default_factory=list)
     positions: list[Position] = field(default_factory=list)
-    offsets: list[Offset] = field(default_factory=list)
+    offsets: Sequence[Offset] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -74,8 +120,8 @@ class Delivery:
 
 
 def unapplied_part(
-    events: list[Event], positions: list[Position], offsets: list[Offset], applied: Applied
-) -> tuple[list[Event], list[Position], list[Offset]]:
+    events: list[Event], positions: list[Position], offsets: Sequence[Offset], applied: Applied
+) -> tuple[list[Event], list[Position], Sequence[Offset]]:
     """Drop the events and position ranges at or below the applied offset of their partition.
 
     Needs per-event offsets as soon as a range is partly applied; without them it can only

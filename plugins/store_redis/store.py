@@ -32,7 +32,20 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 3  # partial overlaps re-folded; more means another writer keeps moving the guards
 
-SiteEvents = tuple[list[Event], list[Position], list[Offset]]
+SiteEvents = tuple[list[Event], list[Position]]
+
+
+def _of_site(batch: Batch, site_id: int) -> tuple[list[Event], Sequence[Offset]]:
+    """The batch's events of one site with their offsets (only a partly held site needs
+    them, so they are not sorted out for every write)."""
+    if len(batch.offsets) != len(batch.events):
+        return [event for event in batch.events if event.site_id == site_id], []
+    pairs = [
+        (event, offset)
+        for event, offset in zip(batch.events, batch.offsets, strict=True)
+        if event.site_id == site_id
+    ]
+    return [event for event, _ in pairs], [offset for _, offset in pairs]
 
 
 class RedisStore:
@@ -81,10 +94,9 @@ class RedisStore:
 
     async def write_batch(self, batch: Batch) -> bool:
         """Apply what each site of the batch lacks; False when every site held all of it."""
-        groups = group_by_site(batch.events, batch.offsets)
         pending: dict[int, SiteEvents] = {
-            site: (events, list(batch.positions), offsets)
-            for site, (events, offsets) in groups.items()
+            site: (events, list(batch.positions))
+            for site, events in group_by_site(batch.events).items()
         }
         applied_any = False
         for _ in range(ATTEMPTS):
@@ -97,9 +109,11 @@ class RedisStore:
                 pending = {site: pending[site] for site in partial}
             guards = await self._site_guards(partial)
             for site in partial:
-                events, offsets = groups[site]
-                kept = unapplied_part(events, list(batch.positions), offsets, guards[site])
-                pending[site] = kept
+                events, offsets = _of_site(batch, site)
+                kept, positions, _ = unapplied_part(
+                    events, list(batch.positions), offsets, guards[site]
+                )
+                pending[site] = (kept, positions)
             pending = {site: part for site, part in pending.items() if part[1]}
         raise RuntimeError("redis: the offset guards kept moving while a batch was applied")
 
@@ -127,7 +141,7 @@ class RedisStore:
         return states
 
     def _site_plan(self, keylist: KeyList, site: int, part: SiteEvents) -> dict[str, Any]:
-        events, positions, _ = part
+        events, positions = part
         return site_plan(self.keys, keylist, site, events, positions, self.retention)
 
     async def _run(self, calls: Sequence[tuple[KeyList, dict[str, Any]]]) -> list[Any]:

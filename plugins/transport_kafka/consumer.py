@@ -22,7 +22,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from appliance.core.event import Event
-from appliance.core.transport import Delivery, Offset, Position, ResumeOffsets
+from appliance.core.transport import Delivery, PartitionOffsets, Position, ResumeOffsets
 from plugins.transport_kafka.config import KafkaSettings
 from plugins.transport_kafka.envelope import EnvelopeError, decode
 from plugins.transport_kafka.logs import ThrottledLog
@@ -83,34 +83,40 @@ class EventConsumer:
 
     def consume(self, max_events: int, timeout_s: float) -> Delivery:
         messages = self._receive(max_events, timeout_s)
-        ranges: dict[int, tuple[int, int]] = {}  # partition -> (first, last) offset consumed
+        spans: dict[int, list[int]] = {}  # partition -> [first, last] offset consumed
         events: list[Event] = []
-        offsets: list[Offset] = []
+        partitions: list[int] = []  # partitions[i], numbers[i]: where events[i] came from
+        numbers: list[int] = []
+        assigned = self._assigned  # changes only inside librdkafka calls, not in this loop
+        current, span = -1, [0, 0]  # the partition of the message before, and its span
         try:
             for message in messages:
-                error = message.error()
-                if error is not None:
-                    self._on_error(error)
+                if message.error() is not None:
+                    self._on_error(message.error())
                     continue
                 partition, offset = message.partition(), message.offset()
-                if partition not in self._assigned:
-                    continue  # revoked while this call ran; its new owner reads it
-                first, _ = ranges.get(partition, (offset, offset))
-                ranges[partition] = (first, offset)
+                if partition != current:  # fetched in runs: look a partition up once per run
+                    if partition not in assigned:
+                        continue  # revoked while this call ran; its new owner reads it
+                    current = partition
+                    span = spans.setdefault(partition, [offset, offset])
+                span[1] = offset
                 try:
                     event = decode(message.value())
                 except EnvelopeError as problem:
                     self._dead_letter(message, str(problem))
                     continue
                 events.append(event)
-                offsets.append(Offset(self.topic, str(partition), offset))
+                partitions.append(partition)
+                numbers.append(offset)
         except BaseException:
-            self._rewind(ranges)  # consumed but not handed out: read these again
+            self._rewind(spans)  # consumed but not handed out: read these again
             raise
         positions = [
             Position(self.topic, str(partition), first, last)
-            for partition, (first, last) in ranges.items()
+            for partition, (first, last) in spans.items()
         ]
+        offsets = PartitionOffsets(self.topic, partitions, numbers)
         return Delivery(events=events, positions=positions, offsets=offsets)
 
     def _receive(self, max_events: int, timeout_s: float) -> list[Message]:
@@ -188,8 +194,8 @@ class EventConsumer:
         self._assigned.difference_update(tp.partition for tp in partitions)
         log.warning("kafka: lost %s partitions %s", self.topic, [tp.partition for tp in partitions])
 
-    def _rewind(self, ranges: dict[int, tuple[int, int]]) -> None:
-        for partition, (first, _) in ranges.items():
+    def _rewind(self, spans: dict[int, list[int]]) -> None:
+        for partition, (first, _) in spans.items():
             try:
                 self.consumer.seek(TopicPartition(self.topic, partition, first))
             except KafkaException:
