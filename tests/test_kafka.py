@@ -23,7 +23,7 @@ from appliance.core.settings import SettingsError, apply_defaults, load_settings
 from appliance.core.stores import Store
 from plugins.store_sqlite.analytics import SqliteAnalyticsStore
 from plugins.transport_kafka.config import DEFAULTS, KafkaSettings
-from plugins.transport_kafka.envelope import encode
+from plugins.transport_kafka.envelope import VERSION, decode, encode
 from plugins.transport_kafka.topics import TopicSpec, ensure_topics
 from plugins.transport_kafka.transport import KafkaTransport
 from tests.conftest import Browser, event, make_client
@@ -355,6 +355,18 @@ def read_all(topic: str, expected: int, timeout_s: float = 15) -> list[Any]:
         found += [m for m in consumer.consume(expected, 0.5) if m.error() is None]
     consumer.close()
     return found
+
+
+def test_messages_leave_default_fields_out_and_both_forms_read_the_same() -> None:
+    sparse = Event(event_id="e1", ts=1.5, site_id=2, name="pageview", path="/", browser="Firefox")
+    message = encode(sparse)
+    assert set(msgspec.msgpack.decode(message)[1]) == {
+        "event_id", "ts", "site_id", "name", "path", "browser"
+    }  # fmt: skip
+    # What an appliance that wrote every field put on the topic reads the same.
+    written_in_full = msgspec.msgpack.encode([VERSION, msgspec.structs.asdict(sparse)])
+    assert decode(message) == decode(written_in_full) == sparse
+    assert decode(message).props == {} and decode(message).props is not decode(message).props
 
 
 def test_full_producer_queue_answers_503_and_takes_nothing_of_the_request(
