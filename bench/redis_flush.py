@@ -29,7 +29,7 @@ from appliance.core.settings import apply_defaults, load_settings
 from appliance.core.transport import Offset, Position
 from bench.__main__ import RESULTS
 from plugins.store_redis.config import DEFAULTS, RedisSettings
-from plugins.store_redis.fold import KeyList, global_plan, group_by_site, site_plan
+from plugins.store_redis.fold import KeyList, fold_sites, global_plan, site_plan
 from plugins.store_redis.store import RedisStore
 from plugins.store_sqlite.analytics import SqliteAnalyticsStore
 
@@ -68,13 +68,13 @@ def fold_only(store: RedisStore, batch: Batch) -> None:
     import msgspec
 
     keylist = KeyList()
+    folds = fold_sites(batch.events)
     plans = [
-        site_plan(store.keys, keylist, site, events, batch.positions, store.retention)
-        for site, events in group_by_site(batch.events).items()
+        site_plan(store.keys, keylist, site, fold, batch.positions, store.retention)
+        for site, fold in folds.items()
     ]
-    msgspec.json.encode(
-        {"sites": plans, "global": global_plan(store.keys, keylist, batch.events, batch.positions)}
-    )
+    overall = global_plan(store.keys, keylist, folds.values(), batch.positions)
+    msgspec.json.encode({"sites": plans, "global": overall})
 
 
 async def measure(url: str, cluster: bool, size: int, runs: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from appliance.core.aggregation import Batch
@@ -24,7 +24,14 @@ from appliance.core.transport import Offset, Position, unapplied_part
 from plugins.store_redis import reads
 from plugins.store_redis.config import RedisSettings
 from plugins.store_redis.connection import check, describe, is_unreachable, make_client
-from plugins.store_redis.fold import KeyList, Retention, global_plan, group_by_site, site_plan
+from plugins.store_redis.fold import (
+    KeyList,
+    Retention,
+    SiteFold,
+    fold_sites,
+    global_plan,
+    site_plan,
+)
 from plugins.store_redis.keys import Keys
 from plugins.store_redis.scripts import LuaScript
 
@@ -32,7 +39,7 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 3  # partial overlaps re-folded; more means another writer keeps moving the guards
 
-SiteEvents = tuple[list[Event], list[Position]]
+SitePart = tuple[SiteFold, list[Position]]  # a site's fold, and the positions guarding it
 
 
 def _of_site(batch: Batch, site_id: int) -> tuple[list[Event], Sequence[Offset]]:
@@ -94,13 +101,13 @@ class RedisStore:
 
     async def write_batch(self, batch: Batch) -> bool:
         """Apply what each site of the batch lacks; False when every site held all of it."""
-        pending: dict[int, SiteEvents] = {
-            site: (events, list(batch.positions))
-            for site, events in group_by_site(batch.events).items()
+        folds = fold_sites(batch.events)
+        pending: dict[int, SitePart] = {
+            site: (fold, list(batch.positions)) for site, fold in folds.items()
         }
         applied_any = False
         for _ in range(ATTEMPTS):
-            states = await self._apply(pending, batch)
+            states = await self._apply(pending, folds.values(), batch.positions)
             applied_any |= "new" in states.values()
             partial = [site for site, state in states.items() if state == "partial"]
             if not partial:
@@ -113,18 +120,24 @@ class RedisStore:
                 kept, positions, _ = unapplied_part(
                     events, list(batch.positions), offsets, guards[site]
                 )
-                pending[site] = (kept, positions)
+                pending[site] = (fold_sites(kept).get(site, SiteFold()), positions)
             pending = {site: part for site, part in pending.items() if part[1]}
         raise RuntimeError("redis: the offset guards kept moving while a batch was applied")
 
-    async def _apply(self, pending: dict[int, SiteEvents], batch: Batch) -> dict[int, str]:
-        """Run apply.lua: one call on a single node, one per site plus one on a cluster."""
+    async def _apply(
+        self,
+        pending: dict[int, SitePart],
+        folds: Iterable[SiteFold],
+        positions: Sequence[Position],
+    ) -> dict[int, str]:
+        """Run apply.lua: one call on a single node, one per site plus one on a cluster.
+        `folds` is the whole batch's, for the appliance-wide coverage."""
         sites = list(pending)
         if not self.settings.cluster:
             keylist = KeyList()
             plan = {
                 "sites": [self._site_plan(keylist, site, pending[site]) for site in sites],
-                "global": global_plan(self.keys, keylist, batch.events, batch.positions),
+                "global": global_plan(self.keys, keylist, folds, positions),
             }
             [states] = await self._run([(keylist, plan)])
             return dict(zip(sites, states or [], strict=True))
@@ -136,13 +149,13 @@ class RedisStore:
         states = {site: result[0] for site, result in zip(sites, results, strict=True)}
         if "partial" not in states.values():
             keylist = KeyList()
-            plan = {"global": global_plan(self.keys, keylist, batch.events, batch.positions)}
+            plan = {"global": global_plan(self.keys, keylist, folds, positions)}
             await self._run([(keylist, plan)])
         return states
 
-    def _site_plan(self, keylist: KeyList, site: int, part: SiteEvents) -> dict[str, Any]:
-        events, positions = part
-        return site_plan(self.keys, keylist, site, events, positions, self.retention)
+    def _site_plan(self, keylist: KeyList, site: int, part: SitePart) -> dict[str, Any]:
+        fold, positions = part
+        return site_plan(self.keys, keylist, site, fold, positions, self.retention)
 
     async def _run(self, calls: Sequence[tuple[KeyList, dict[str, Any]]]) -> list[Any]:
         return await self._apply_script.run(self.client, self.settings.cluster, calls)
