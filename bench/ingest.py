@@ -139,8 +139,6 @@ def bench_appliance(profile: str, seconds: int, connections: int) -> dict[str, A
         with CpuMeter(app.serve.pid) as cpu:
             with RssSampler(app.serve.pid) as rss:
                 result = run_wrk(f"{app.url}/api/events", seconds, connections)
-            if acks_before is not None:
-                result["ack_ms_mean"] = mean_ms(acks_before, ack_latency_totals(app.url))
             accepted = result["requests"] - result["errors"]
             started = time.monotonic()
             try:
@@ -149,6 +147,8 @@ def bench_appliance(profile: str, seconds: int, connections: int) -> dict[str, A
                 result["drain_error"] = str(error)
             result["drain_after_load_s"] = round(time.monotonic() - started, 2)
         result["cpu_us_per_request"] = per_request_us(cpu.used_s, result)
+        if acks_before is not None:  # every request is answered by now
+            result["ack_ms_mean"] = mean_ms(acks_before, ack_latency_totals(app.url))
         time.sleep(2)  # idle again, every 202 stored
         result["rss_idle_after_load_mib"] = round(tree_rss_mib(app.serve.pid), 1)
         pss = tree_pss_mib(app.serve.pid)

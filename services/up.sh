@@ -344,12 +344,13 @@ up_chromium() {
 # on a port of its own; the package's service is never started: policy-rc.d or no init).
 up_loadgen() {
     CURRENT_SERVICE=loadgen
-    if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+    # nginx is in /usr/sbin, which a root shell opened with plain `su` has not on its PATH.
+    if ! command -v wrk >/dev/null || [[ ! -x /usr/sbin/nginx ]]; then
         apt_install wrk nginx-light
     fi
     command -v wrk >/dev/null || die "wrk is missing after apt-get install"
     local v
-    v=$(nginx -v 2>&1 | head -n1) || die "nginx -v failed"
+    v=$(/usr/sbin/nginx -v 2>&1 | head -n1) || die "/usr/sbin/nginx -v failed"
     say "installed: wrk, ${v#nginx version: } (nothing to start)"
 }
 

@@ -65,7 +65,8 @@ def test_freshness_processor_query_and_memory_targets_at_their_thresholds() -> N
 
     def processor(rate: int) -> str:
         results = {"processor": {"processes_1": {"events_per_s_per_process": rate}}}
-        return verdicts(results)["processor >= 50,000 events/s per process (Postgres + Redis)"]
+        label = "processor >= 50,000 events/s per process (Postgres + Redis; backlog in time"
+        return verdicts(results)[f"{label} order, as ingest publishes it)"]
 
     assert (processor(50_000), processor(49_999)) == ("met", "MISSED")
 
@@ -92,9 +93,9 @@ def test_freshness_processor_query_and_memory_targets_at_their_thresholds() -> N
     )
 
 
-def require_wrk() -> None:
-    if shutil.which("wrk") is None:
-        why = "wrk is not installed: `make services` installs it (services/up.sh loadgen)"
+def require_loadgen() -> None:
+    if shutil.which("wrk") is None or not Path("/usr/sbin/nginx").exists():
+        why = "wrk or nginx is missing: `make services` installs them (services/up.sh loadgen)"
         if os.environ.get("CI", "").lower() in ("true", "1"):
             pytest.fail(why)
         pytest.skip(why)
@@ -106,7 +107,7 @@ def test_every_section_runs_against_the_real_servers_at_small_sizes(tmp_path: Pa
     require_postgres()
     require_broker()
     require_shared_redis()
-    require_wrk()
+    require_loadgen()
     small = [
         "--seconds", "1", "--more-connections", "0", "--broker-warmup", "0",
         "--fresh-seconds", "2", "--fresh-rate", "100", "--backlog", "3000",
@@ -141,7 +142,7 @@ def test_every_section_runs_against_the_real_servers_at_small_sizes(tmp_path: Pa
     for key in ("processes_1", "processes_2"):
         assert processor[key]["complete"] and processor[key]["stored"] == 3000, processor[key]
     for key in ("store_alone", "store_alone_shuffled"):
-        assert processor[key]["events"] == 3000 and processor[key]["events_per_s"] > 0
+        assert processor[key]["stored"] == 3000 and processor[key]["events_per_s"] > 0
 
     for store in ("sqlite_2000", "postgres"):
         timed = results["queries"][store]["queries"]

@@ -366,7 +366,27 @@ def test_messages_leave_default_fields_out_and_both_forms_read_the_same() -> Non
     # What an appliance that wrote every field put on the topic reads the same.
     written_in_full = msgspec.msgpack.encode([VERSION, msgspec.structs.asdict(sparse)])
     assert decode(message) == decode(written_in_full) == sparse
-    assert decode(message).props == {} and decode(message).props is not decode(message).props
+    first, second = decode(message), decode(message)
+    first.props["plan"] = "pro"  # each decoded event gets a dict of its own
+    assert second.props == {}
+
+
+def test_the_defaults_messages_leave_out_are_pinned() -> None:
+    """A message leaves out the fields at their default, so a reader fills in its own
+    default: changing one changes what old messages say (it needs a new VERSION)."""
+    unset = msgspec.NODEFAULT
+    defaults = {
+        field.name: field.default if field.default is not unset else field.default_factory()
+        for field in msgspec.structs.fields(Event)
+        if field.default is not unset or field.default_factory is not unset
+    }
+    text = [
+        "visitor_id", "session_id", "referrer", "referrer_source", "referrer_medium", "url",
+        "title", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+        "browser", "os", "device", "country", "region",
+    ]  # fmt: skip
+    numbers = {"screen_width": 0, "screen_height": 0}
+    assert defaults == dict.fromkeys(text, "") | numbers | {"props": {}}
 
 
 def test_full_producer_queue_answers_503_and_takes_nothing_of_the_request(

@@ -2,7 +2,9 @@
 
 The version lets a newer appliance change the format while older messages are still on the
 topic; adding an Event field with a default needs no new version (msgspec fills defaults
-and ignores fields it does not know).
+and ignores fields it does not know). Fields left at their default are left out of the
+message (Event's omit_defaults), so a default is part of the format: changing one needs a
+new version (tests/test_kafka.py pins them).
 """
 
 from __future__ import annotations
