@@ -262,6 +262,19 @@ def drop_database(name: str) -> None:
             time.sleep(0.3)
 
 
+def postgres_store(dsn: str, pool_max: int = 8) -> Any:
+    """A PostgresAnalyticsStore on `dsn` with the bench's pool settings (not opened yet)."""
+    from plugins.store_postgres.analytics import PostgresAnalyticsStore
+    from plugins.store_postgres.config import PostgresSettings
+    from plugins.store_postgres.db import Database
+
+    settings = PostgresSettings(
+        dsn=dsn, sslmode="", pool_min=1, pool_max=pool_max, pool_timeout_s=30,
+        connect_timeout_s=5, prepared_statements=True, retention_days=0,
+    )  # fmt: skip
+    return PostgresAnalyticsStore(Database(settings))
+
+
 def delete_redis_keys(prefix: str) -> None:
     import redis
 

@@ -380,20 +380,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--exact", action="store_true", help="a database without hll")
     args = parser.parse_args(argv)
 
-    from plugins.store_postgres.analytics import PostgresAnalyticsStore
-    from plugins.store_postgres.config import PostgresSettings
-    from plugins.store_postgres.db import Database
+    from bench.common import postgres_store
 
     name = "appliance_bench_exact" if args.exact else "appliance_bench"
     dsn = f"{SERVER}/{name}"
     end = float(1_790_000_000 // DAY * DAY + 15 * 3600 + 1234)  # mid-afternoon, inside an hour
     if not args.reuse:
         recreate(name, "template0" if args.exact else "appliance_test")
-    settings = PostgresSettings(
-        dsn=dsn, sslmode="", pool_min=1, pool_max=8, pool_timeout_s=30, connect_timeout_s=5,
-        prepared_statements=True, retention_days=0,
-    )  # fmt: skip
-    store = PostgresAnalyticsStore(Database(settings))
+    store = postgres_store(dsn)
     store.open()
     report: dict[str, Any] = {"events": args.events, "days": args.days, "tz": args.tz,
                               "sketches": store.sketches.enabled}  # fmt: skip

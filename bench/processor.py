@@ -24,13 +24,10 @@ than its visit's start moves the start, and with it the visit's index entries).
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import random
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +44,7 @@ from bench.common import (
     create_database,
     delete_topics,
     drop_database,
+    postgres_store,
     unique,
 )
 
@@ -164,39 +162,20 @@ def consume(topic: str, count: int, processes: int, timeout_s: float) -> dict[st
     }
 
 
-@contextmanager
-def collected_as_in_process() -> Iterator[None]:
-    """The garbage collector as `appliance process` tunes it (gc_tuning), restored after."""
-    from appliance.core.gc_tuning import tune_for_throughput
-
-    thresholds = gc.get_threshold()
-    tune_for_throughput()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
-
-
 def store_alone(events: list[Event]) -> dict[str, Any]:
     """The Postgres store's `write_batch` over `events`, in this process (see the module's
     docstring): events/s, and CPU per 1M events of this process and of Postgres."""
     from appliance.core.aggregation import Batch
+    from appliance.core.gc_tuning import tuned_for_throughput
     from appliance.core.settings import load_settings
     from appliance.core.transport import Position
-    from plugins.store_postgres.analytics import PostgresAnalyticsStore
-    from plugins.store_postgres.config import PostgresSettings
-    from plugins.store_postgres.db import Database
 
     flush = int(load_settings().processor.max_batch_events)
     name = unique("bench_store")
     sketches = create_database(name)
     try:
-        settings = PostgresSettings(
-            dsn=f"{PG_SERVER}/{name}", sslmode="", pool_min=1, pool_max=2, pool_timeout_s=30,
-            connect_timeout_s=5, prepared_statements=True, retention_days=0,
-        )  # fmt: skip
-        store = PostgresAnalyticsStore(Database(settings))
+        dsn = f"{PG_SERVER}/{name}"
+        store = postgres_store(dsn, pool_max=2)
         store.open()
         try:
             batches = [
@@ -204,7 +183,7 @@ def store_alone(events: list[Event]) -> dict[str, Any]:
                       [Position("backlog", "0", first, min(first + flush, len(events)) - 1)])
                 for first in range(0, len(events), flush)
             ]  # fmt: skip
-            with collected_as_in_process():
+            with tuned_for_throughput():  # as `appliance process` collects
                 postgres_before, process_before = postgres_cpu_s(name, -1), time.process_time()
                 started = time.monotonic()
                 written = [store.write_batch(batch) for batch in batches]
@@ -213,7 +192,7 @@ def store_alone(events: list[Event]) -> dict[str, Any]:
             process_cpu = time.process_time() - process_before
             if not all(written):
                 raise RuntimeError("a flush found its events stored already")
-            with psycopg.connect(settings.dsn) as conn:
+            with psycopg.connect(dsn) as conn:
                 stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]
         finally:
             store.close()

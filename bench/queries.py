@@ -20,7 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, create_database, drop_database, percentiles, unique
+from bench.common import (
+    RESULTS,
+    create_database,
+    drop_database,
+    percentiles,
+    postgres_store,
+    unique,
+)
 
 DAYS = 30
 FLUSH = 5000  # Postgres; the SQLite loader writes bigger flushes (SQLITE_FLUSH)
@@ -137,20 +144,13 @@ def sqlite_appliance(directory: Path) -> Any:
 
 def bench_postgres(total: int, runs: int) -> dict[str, Any]:
     from bench.postgres_queries import KEY, SERVER, build_appliance, load
-    from plugins.store_postgres.analytics import PostgresAnalyticsStore
-    from plugins.store_postgres.config import PostgresSettings
-    from plugins.store_postgres.db import Database
 
     name = unique("bench_queries")
     sketches = create_database(name)
     dsn = f"{SERVER}/{name}"
     end = end_time()
     try:
-        settings = PostgresSettings(
-            dsn=dsn, sslmode="", pool_min=1, pool_max=8, pool_timeout_s=30, connect_timeout_s=5,
-            prepared_statements=True, retention_days=0,
-        )  # fmt: skip
-        store = PostgresAnalyticsStore(Database(settings))
+        store = postgres_store(dsn)
         store.open()
         try:
             result: dict[str, Any] = {"sketches": sketches}

@@ -8,18 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from appliance.core.gc_tuning import GEN0_THRESHOLD, GEN1_THRESHOLD, tune_for_throughput
+from appliance.core.gc_tuning import GEN0_THRESHOLD, GEN1_THRESHOLD, tuned_for_throughput
 
 
 @pytest.fixture
 def tuned() -> Iterator[None]:
-    before = gc.get_threshold()
-    tune_for_throughput()
-    try:
+    with tuned_for_throughput():
         yield
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*before)
 
 
 class Node:
